@@ -1,0 +1,55 @@
+"""mlkernels: fused Numba kernels for the core ML formulas, on the CPU and on CUDA GPUs.
+
+``import mlkernels as mk``; every function takes NumPy data (CPU kernel) or CUDA arrays
+(GPU kernel) and returns the caller's kind of array. Nothing is compiled at import.
+"""
+
+from mlkernels._dispatch import DeviceMismatchError
+from mlkernels._version import __version__
+from mlkernels.config import cuda_available, launch_config, precompile, show_config
+from mlkernels.losses import (
+    bce,
+    bce_grad,
+    bce_value_and_grad,
+    cce,
+    cce_grad,
+    cce_value_and_grad,
+    contrastive,
+    contrastive_grad,
+    contrastive_value_and_grad,
+    focal,
+    focal_grad,
+    focal_value_and_grad,
+    hinge,
+    hinge_grad,
+    hinge_value_and_grad,
+    huber,
+    huber_grad,
+    huber_value_and_grad,
+    js_divergence,
+    js_divergence_grad,
+    js_divergence_value_and_grad,
+    kl_divergence,
+    kl_divergence_grad,
+    kl_divergence_value_and_grad,
+    log_cosh,
+    log_cosh_grad,
+    log_cosh_value_and_grad,
+    mae,
+    mae_grad,
+    mae_value_and_grad,
+    mse,
+    mse_grad,
+    mse_value_and_grad,
+    nll,
+    nll_grad,
+    nll_value_and_grad,
+    rmse,
+    rmse_grad,
+    rmse_value_and_grad,
+    squared_hinge,
+    squared_hinge_grad,
+    squared_hinge_value_and_grad,
+)
+
+__all__ = [name for name in dir() if not name.startswith("_")] + ["__version__"]

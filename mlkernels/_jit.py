@@ -1,0 +1,126 @@
+"""The JIT: how mlkernels compiles, caches and runs its CPU kernels.
+
+* Kernels are built lazily, on first use, by the templates in ``_cpu`` (and ``_gpu``);
+  ``import mlkernels`` compiles nothing.
+* The on-disk cache lives in ``<cache root>/mlkernels-<version>-<hash of the package's
+  sources>``: numba re-validates a cached kernel against its own file only, so a change to
+  a scalar helper in another module would otherwise leave stale machine code in use.
+  Keying the directory on every source file of the package makes any edit a clean miss.
+* The cache root is ``$MLKERNELS_CACHE_DIR``, else ``$XDG_CACHE_HOME/mlkernels``, else
+  ``~/.cache/mlkernels``. If none is writable, kernels are simply not cached (never an
+  import error).
+* Threading layer: ``threadsafe`` (TBB or OpenMP), unless the user chose one through
+  ``NUMBA_THREADING_LAYER``. numba's ``workqueue`` layer aborts the process when two
+  Python threads launch parallel kernels at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numba
+from numba.core import caching
+
+__all__ = ["cpu_jit", "cache_dir", "source_hash"]
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+# NaN and Inf must survive (no "nnan"/"ninf"); reassociation lets LLVM vectorise the
+# reductions with several accumulators and "contract" allows FMA.
+FASTMATH = frozenset({"reassoc", "contract"})
+
+if os.environ.get("NUMBA_THREADING_LAYER") is None:
+    numba.config.THREADING_LAYER = "threadsafe"
+
+
+@functools.cache
+def source_hash() -> str:
+    """SHA-256 (first 16 hex digits) of every Python source file of the package."""
+    h = hashlib.sha256(numba.__version__.encode())
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        h.update(str(path.relative_to(PACKAGE_DIR)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _cache_root() -> Path:
+    if os.environ.get("MLKERNELS_CACHE_DIR"):
+        return Path(os.environ["MLKERNELS_CACHE_DIR"])
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "mlkernels"
+
+
+@functools.cache
+def cache_dir() -> Path | None:
+    """The directory holding this build's compiled kernels, or None if none is writable."""
+    from mlkernels import __version__
+
+    path = _cache_root() / f"mlkernels-{__version__}-{source_hash()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError:
+        return None
+    _install_locator()
+    return path
+
+
+class _PackageCacheLocator(caching._CacheLocator):
+    """Numba cache locator for functions defined in mlkernels' own modules."""
+
+    def __init__(self, py_func, py_file):
+        self._lineno = py_func.__code__.co_firstlineno
+        self._path = str(cache_dir())
+
+    def ensure_cache_path(self):
+        os.makedirs(self._path, exist_ok=True)
+
+    def get_cache_path(self):
+        return self._path
+
+    def get_source_stamp(self):
+        return source_hash()
+
+    def get_disambiguator(self):
+        return str(self._lineno)
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        inside = Path(py_file).resolve().is_relative_to(PACKAGE_DIR)
+        if not inside or cache_dir() is None:
+            return None
+        return cls(py_func, py_file)
+
+
+def _install_locator() -> None:
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+    if _PackageCacheLocator not in impl._locator_classes:
+        impl._locator_classes.insert(0, _PackageCacheLocator)
+
+
+def cpu_jit(fn):
+    """Compile a kernel template for the CPU: parallel, cached where possible."""
+    return numba.njit(
+        parallel=True,
+        cache=cache_dir() is not None,
+        fastmath=set(FASTMATH),
+        error_model="numpy",
+        nogil=True,
+    )(fn)
+
+
+def threading_layer() -> str:
+    """The threading layer numba uses (it is chosen at the first parallel launch)."""
+    try:
+        return numba.threading_layer()
+    except ValueError:
+        return f"not started yet (will be {numba.config.THREADING_LAYER!r})"
+
+
+def python_version() -> str:
+    return sys.version.split()[0]

@@ -1,0 +1,119 @@
+"""Configuration and introspection: precompile, show_config, cuda_available, launch_config."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import platform
+import sys
+from collections.abc import Iterable, Iterator
+
+import numba
+import numpy as np
+
+from mlkernels import _jit
+
+_LAUNCH: contextvars.ContextVar[tuple[int | None, int | None]] = contextvars.ContextVar(
+    "mlkernels_launch", default=(None, None)
+)
+
+
+@contextlib.contextmanager
+def launch_config(threads: int | None = None, blocks: int | None = None) -> Iterator[None]:
+    """Fix the GPU launch shape (threads per block, a power of two; blocks in the grid).
+
+    By default mlkernels picks 256 threads and enough blocks to fill the device. Tests use
+    tiny values so that several blocks and the grid-stride loop run under the simulator.
+    """
+    if threads is not None and (threads < 1 or threads & (threads - 1) or threads > 1024):
+        raise ValueError(f"threads must be a power of two in [1, 1024], got {threads}")
+    if blocks is not None and blocks < 1:
+        raise ValueError(f"blocks must be >= 1, got {blocks}")
+    token = _LAUNCH.set((threads, blocks))
+    try:
+        yield
+    finally:
+        _LAUNCH.reset(token)
+
+
+def launch_shape() -> tuple[int | None, int | None]:
+    return _LAUNCH.get()
+
+
+def simulator() -> bool:
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+
+
+def cuda_available() -> bool:
+    """True when a real CUDA GPU is usable (False under the CUDA simulator)."""
+    if simulator():
+        return False
+    try:
+        from numba import cuda
+
+        return bool(cuda.is_available())
+    except Exception:
+        return False
+
+
+def show_config(file=None) -> None:
+    """Print versions, CPU threads and threading layer, the GPU and the JIT cache."""
+    cache = _jit.cache_dir()
+    lines = {
+        "mlkernels": sys.modules["mlkernels"].__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "llvmlite": __import__("llvmlite").__version__,
+        "cpu": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{numba.get_num_threads()} numba threads",
+        "threading layer": _jit.threading_layer(),
+        "gpu": _gpu_description(),
+        "jit cache": str(cache) if cache else "off (no writable cache directory)",
+    }
+    width = max(map(len, lines))
+    for key, value in lines.items():
+        print(f"{key:>{width}}: {value}", file=file)
+
+
+def _gpu_description() -> str:
+    if simulator():
+        return "CUDA simulator (NUMBA_ENABLE_CUDASIM=1)"
+    try:
+        from numba import cuda
+
+        if not cuda.is_available():
+            return "none"
+        dev = cuda.get_current_device()
+        name = dev.name.decode() if isinstance(dev.name, bytes) else dev.name
+        return f"{name}, compute capability {dev.compute_capability}"
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        return f"none ({type(exc).__name__})"
+
+
+def precompile(
+    names: Iterable[str] | None = None,
+    dtypes: Iterable[str] = ("float32", "float64"),
+    device: str = "cpu",
+    progress: bool = True,
+) -> list[str]:
+    """Compile (or load from the disk cache) every kernel of ``names`` ahead of time.
+
+    Runs each function once per dtype on tiny data: the loss, its gradient and its
+    value-and-gradient, for every reduction. Returns the names compiled.
+    """
+    from mlkernels import _registry
+
+    entries = _registry.entries(names)
+    dtypes = [np.dtype(d) for d in dtypes]
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
+    from tqdm.auto import tqdm
+
+    done = []
+    for entry in tqdm(entries, desc="mlkernels precompile", disable=not progress, unit="fn"):
+        for dtype in dtypes:
+            entry.warm(dtype, device)
+        done.append(entry.name)
+    return done

@@ -1,0 +1,534 @@
+"""Losses and their gradients: each one a scalar term, declared once for both devices.
+
+Every loss ``L`` is a *scalar term* ``fg(a, b, params) -> (value, d value / d prediction)``
+(below, prefixed ``_``) and a public function that reads like the formula. The decorator
+:func:`loss` turns the declaration into three functions that share one kernel template
+(``_cpu`` / ``_gpu``):
+
+* ``L(...)``                 the loss, with ``reduction="mean" | "sum" | "none"``;
+* ``L_grad(...)``            dL/d(prediction), the prediction's shape (``out=`` allowed);
+* ``L_value_and_grad(...)``  both, from ONE pass over the data.
+
+Positional parameters and defaults are those of the NumPy formulas; no broadcasting: the
+two arrays must have the same shape (the formulas would silently broadcast (n,) against
+(n, 1) into (n, n)).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numba.extending import register_jitable
+
+from mlkernels import _dispatch
+from mlkernels._math import clip, identity, inside, pos, sign, sqrt_fin
+
+__all__ = [
+    "LOSSES",
+    "bce",
+    "cce",
+    "contrastive",
+    "focal",
+    "hinge",
+    "huber",
+    "js_divergence",
+    "kl_divergence",
+    "log_cosh",
+    "mae",
+    "mse",
+    "nll",
+    "rmse",
+    "squared_hinge",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Scalar terms: (value, d value / d prediction). Written once, inlined into every kernel.
+# Parameters arrive as a float64 tuple, so float32 data is computed in float64 registers
+# and rounded once on store (more accurate than the formula's float32 arithmetic).
+# --------------------------------------------------------------------------------------
+
+
+@register_jitable
+def _mse(y, y_hat, params):
+    e = y_hat - y
+    return e * e, e + e
+
+
+@register_jitable
+def _mae(y, y_hat, params):
+    e = y_hat - y
+    return abs(e), sign(e)
+
+
+@register_jitable
+def _huber(y, y_hat, params):
+    delta = params[0]
+    e = y_hat - y
+    r = abs(e)
+    if r <= delta:
+        return 0.5 * r * r, e
+    return delta * (r - 0.5 * delta), delta * sign(e)
+
+
+@register_jitable
+def _log_cosh(y, y_hat, params):
+    e = y_hat - y
+    a = abs(e)
+    if a < 1.0:
+        # cosh(a) - 1 = expm1(a)^2 / (2 (1 + expm1(a))): no cancellation for tiny a
+        u = math.expm1(a)
+        v = math.log1p(u * u / (2.0 * (1.0 + u)))
+    else:
+        # log cosh(a) = a + log1p(exp(-2a)) - log 2: no overflow for huge a
+        v = a + math.log1p(math.exp(-2.0 * a)) - 0.6931471805599453
+    return v, math.tanh(e)
+
+
+@register_jitable
+def _bce(y, p, params):
+    eps = params[0]
+    pc = clip(p, eps, 1.0 - eps)
+    qc = 1.0 - pc
+    v = -(y * math.log(pc) + (1.0 - y) * math.log(qc))
+    return v, inside(p, eps, 1.0 - eps) * ((1.0 - y) / qc - y / pc)
+
+
+@register_jitable
+def _cce(y, p, params):
+    eps = params[0]
+    pc = clip(p, eps, 1.0)
+    return -y * math.log(pc), -y / pc * inside(p, eps, 1.0)
+
+
+@register_jitable
+def _hinge(y, scores, params):
+    m = 1.0 - y * scores
+    return pos(m), (-y if m > 0 else 0.0 * m)
+
+
+@register_jitable
+def _squared_hinge(y, scores, params):
+    h = pos(1.0 - y * scores)
+    return h * h, -2.0 * y * h
+
+
+@register_jitable
+def _focal(y, p, params):
+    alpha, gamma, eps = params
+    pc = clip(p, eps, 1.0 - eps)
+    qc = 1.0 - pc
+    lp, lq = math.log(pc), math.log(qc)
+    qg, pg = qc**gamma, pc**gamma
+    pos_term = alpha * y * qg * lp
+    neg_term = (1.0 - alpha) * (1.0 - y) * pg * lq
+    d_pos = alpha * y * (qg / pc - gamma * qc ** (gamma - 1.0) * lp)
+    d_neg = (1.0 - alpha) * (1.0 - y) * (gamma * pc ** (gamma - 1.0) * lq - pg / qc)
+    return -(pos_term + neg_term), -(d_pos + d_neg) * inside(p, eps, 1.0 - eps)
+
+
+@register_jitable
+def _kl(p, q, params):
+    eps = params[0]
+    pc = clip(p, eps, 1.0)
+    qc = clip(q, eps, 1.0)
+    return pc * math.log(pc / qc), -pc / qc * inside(q, eps, 1.0)
+
+
+@register_jitable
+def _js(p, q, params):
+    eps = params[0]
+    m = 0.5 * (p + q)
+    pc, qc, mc = clip(p, eps, 1.0), clip(q, eps, 1.0), clip(m, eps, 1.0)
+    lq = math.log(qc / mc)
+    v = 0.5 * (pc * math.log(pc / mc) + qc * lq)
+    g = 0.5 * inside(q, eps, 1.0) * (lq + 1.0) - 0.25 * inside(m, eps, 1.0) * (pc + qc) / mc
+    return v, g
+
+
+@register_jitable
+def _nll(y, log_prob, params):
+    return -y * log_prob, -y
+
+
+@register_jitable
+def _contrastive(d, y, params):
+    margin = params[0]
+    h = pos(margin - d)
+    return y * d * d + (1.0 - y) * h * h, 2.0 * (y * d - (1.0 - y) * h)
+
+
+# --------------------------------------------------------------------------------------
+# The declaration: one decorator builds value, gradient and value-and-gradient functions.
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss as the kernels see it (see :func:`loss`)."""
+
+    name: str
+    fg: Callable
+    pattern: str  # "elementwise", "rows_dense" (cce) or "rows_index" (nll)
+    arrays: tuple[str, str]  # the two array arguments, in the kernel's order
+    pred: str  # the argument the gradient is taken with respect to
+    labels: tuple[str, ...]  # arguments that do not decide the result's dtype
+    check: Callable[..., None]
+    fin: Callable = identity
+    none_fg: Callable | None = None  # term for reduction="none", if not fg (rmse)
+    constants: tuple[float, ...] = ()  # fixed parameters after the user's (js: eps)
+
+    def prepare(self, arguments: dict[str, Any]):
+        """Place, type-check and convert the arrays; return what the kernels need."""
+        named = {k: arguments[k] for k in self.arrays}
+        backend, arrs = _dispatch.place(named)
+        reals = {k: v for k, v in arrs.items() if k not in self.labels}
+        dtype = _dispatch.real_dtype(reals)
+        lab = {k: v for k, v in arrs.items() if k in self.labels}
+        index = self.pattern == "rows_index"
+        _dispatch.check_labels(lab, "iu" if index else "fiub")
+        a_name, b_name = self.arrays
+        a, b = arrs[a_name], arrs[b_name]
+        if self.pattern == "elementwise":
+            _dispatch.same_shape(a_name, a, b_name, b)
+            value_shape = tuple(b.shape)
+            a = backend.flat(a, dtype)
+            b = backend.flat(b, dtype)
+        else:
+            a, b, value_shape = self._rows(backend, a_name, a, b_name, b, dtype, index)
+        grad_shape = tuple(arrs[self.pred].shape)
+        like = named[self.pred]
+        return backend, a, b, dtype, value_shape, grad_shape, like
+
+    def _rows(self, backend, y_name, y, x_name, x, dtype, index):
+        if x.ndim < 2:
+            raise ValueError(f"{x_name} must be (n, C) or (n, C, d1, ...); got shape {x.shape}")
+        n, c = x.shape[:2]
+        rest = tuple(x.shape[2:])
+        want = (n, *rest) if index else tuple(x.shape)
+        if tuple(y.shape) != want:
+            raise ValueError(
+                f"{y_name} has shape {tuple(y.shape)} but {x_name} has shape "
+                f"{tuple(x.shape)}; {y_name} must have shape {want}"
+            )
+        r = int(np.prod(rest))
+        x3 = backend.flat(x, dtype).reshape(n, c, r)
+        y_dtype = np.dtype(np.int64) if index else dtype
+        y3 = backend.flat(y, y_dtype).reshape((n, r) if index else (n, c, r))
+        if index and backend.is_host and y3.size:
+            lo, hi = int(y3.min()), int(y3.max())
+            if lo < -c or hi >= c:
+                raise ValueError(f"{y_name} must lie in [-{c}, {c}); got values in [{lo}, {hi}]")
+        return y3, x3, (n, *rest)
+
+    def run(self, args: tuple, kwargs: dict, signature: inspect.Signature, want: str):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        reduction = arguments.pop("reduction")
+        out = arguments.pop("out", None)
+        if reduction not in _dispatch.REDUCTIONS:
+            raise ValueError(f"reduction must be one of {_dispatch.REDUCTIONS}, not {reduction!r}")
+        hyper = {k: v for k, v in arguments.items() if k not in self.arrays}
+        for k, v in hyper.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{k} must be a real number, not {type(v).__name__}")
+            if not math.isfinite(v):
+                raise ValueError(f"{k} must be finite, not {v}")
+        self.check(**hyper)
+        params = tuple(float(v) for v in hyper.values()) + self.constants or (0.0,)
+        backend, a, b, dtype, value_shape, grad_shape, like = self.prepare(arguments)
+        fg = self.fg
+        fin = self.fin
+        if reduction == "none" and self.none_fg is not None:
+            fg, fin = self.none_fg, identity
+        if out is not None:
+            if want == "both" or (want == "value" and reduction != "none"):
+                raise ValueError("out= is accepted only where one array is returned")
+            shape = grad_shape if want == "grad" else value_shape
+            out = _dispatch.check_out(backend, out, shape, dtype)
+        result = _dispatch.run_terms(
+            backend,
+            self.pattern,
+            fg,
+            fin,
+            a,
+            b,
+            params,
+            reduction,
+            want,
+            dtype,
+            value_shape,
+            grad_shape,
+            out,
+        )
+        if backend.is_host:
+            return result
+        if want == "both":
+            return tuple(_dispatch.wrap(r, like) for r in result)
+        return _dispatch.wrap(result, like)
+
+
+LOSSES: dict[str, Loss] = {}
+
+
+def _no_check(**params: float) -> None:
+    pass
+
+
+def loss(
+    fg: Callable,
+    *,
+    arrays: tuple[str, str],
+    pred: str,
+    labels: tuple[str, ...] = (),
+    pattern: str = "elementwise",
+    check: Callable[..., None] = _no_check,
+    fin: Callable = identity,
+    none_fg: Callable | None = None,
+    constants: tuple[float, ...] = (),
+):
+    """Declare a loss: the decorated function's signature and docstring are the API.
+
+    Returns the loss itself; its gradient and value-and-gradient functions are attributes
+    ``.grad`` and ``.value_and_grad`` (exported as ``<name>_grad`` and
+    ``<name>_value_and_grad``).
+    """
+
+    def decorate(declaration: Callable) -> Callable:
+        spec = Loss(
+            declaration.__name__, fg, pattern, arrays, pred, labels, check, fin, none_fg, constants
+        )
+        LOSSES[spec.name] = spec
+        sig = inspect.signature(declaration)
+        grad_sig = sig.replace(
+            parameters=[
+                *sig.parameters.values(),
+                inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None),
+            ]
+        )
+
+        def make(want: str, signature: inspect.Signature, suffix: str, doc: str) -> Callable:
+            def api(*args, **kwargs):
+                return spec.run(args, kwargs, signature, want)
+
+            functools.update_wrapper(api, declaration)
+            api.__name__ = api.__qualname__ = spec.name + suffix
+            api.__signature__ = signature
+            if doc:
+                api.__doc__ = doc
+            return api
+
+        value = make("value", grad_sig, "", "")
+        value.grad = make(
+            "grad",
+            grad_sig,
+            "_grad",
+            f"Gradient of :func:`{spec.name}` with respect to ``{pred}``, for the same "
+            f"``reduction``; the shape of ``{pred}``. ``out=`` receives it in place.",
+        )
+        value.value_and_grad = make(
+            "both",
+            sig,
+            "_value_and_grad",
+            f"``({spec.name}(...), {spec.name}_grad(...))`` computed in ONE pass.",
+        )
+        value.spec = spec
+        return value
+
+    return decorate
+
+
+def _nonnegative(name: str) -> Callable[..., None]:
+    def check(**params: float) -> None:
+        if params[name] < 0:
+            raise ValueError(f"{name} must be >= 0, got {params[name]}")
+
+    return check
+
+
+def _eps_below_half(eps: float, **_: float) -> None:
+    if not 0 <= eps < 0.5:
+        raise ValueError(f"eps must be in [0, 0.5), got {eps}")
+
+
+def _eps_unit(eps: float) -> None:
+    if not 0 <= eps <= 1:
+        raise ValueError(f"eps must be in [0, 1], got {eps}")
+
+
+def _focal_check(alpha: float, gamma: float, eps: float) -> None:
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if gamma < 0:
+        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    _eps_below_half(eps)
+
+
+# --------------------------------------------------------------------------------------
+# The public losses.
+# --------------------------------------------------------------------------------------
+
+_REG = {"arrays": ("y", "y_hat"), "pred": "y_hat"}
+
+
+@loss(_mse, **_REG)
+def mse(y, y_hat, *, reduction="mean"):
+    """Mean squared error, ``L = (1/n) Σ (y - ŷ)²``. Gradient ``2 (ŷ - y) / n``."""
+
+
+@loss(_mse, **_REG, fin=sqrt_fin, none_fg=_mae)
+def rmse(y, y_hat, *, reduction="mean"):
+    """Root mean squared error, ``L = sqrt((1/n) Σ (y - ŷ)²)``.
+
+    ``reduction="sum"`` gives ``sqrt(Σ (y - ŷ)²)`` and ``"none"`` the per-element root
+    ``|y - ŷ|``. Gradient ``(ŷ - y) / (n L)``, defined as 0 where ``L = 0`` (a
+    subgradient; autograd would give NaN). The gradient needs ``L`` first, so
+    ``rmse_grad`` reads the inputs once and rescales the gradient it wrote.
+    """
+
+
+@loss(_mae, **_REG)
+def mae(y, y_hat, *, reduction="mean"):
+    """Mean absolute error, ``L = (1/n) Σ |y - ŷ|``. Gradient ``sign(ŷ - y) / n`` (0 at 0)."""
+
+
+@loss(_huber, **_REG, check=_nonnegative("delta"))
+def huber(y, y_hat, delta=1.0, *, reduction="mean"):
+    """Huber loss: ``0.5 r²`` if ``r = |y - ŷ| <= δ``, else ``δ (r - δ/2)``; δ >= 0.
+
+    Gradient ``ŷ - y`` in the quadratic zone, ``δ sign(ŷ - y)`` outside.
+    """
+
+
+@loss(_log_cosh, **_REG)
+def log_cosh(y, y_hat, *, reduction="mean"):
+    """Log-cosh loss, ``L = (1/n) Σ log(cosh(y - ŷ))``. Gradient ``tanh(ŷ - y) / n``.
+
+    Differs from the NumPy formula where that one is wrong: ``cosh`` overflows for
+    ``|e| > 710`` (the formula returns inf) and ``log(cosh(e))`` rounds to 0 for
+    ``|e| < 1e-8``. mlkernels uses ``|e| + log1p(exp(-2|e|)) - log 2`` for ``|e| >= 1``
+    and ``log1p(u² / (2 (1 + u)))`` with ``u = expm1(|e|)`` below: finite and accurate to
+    rounding for every finite ``e``.
+    """
+
+
+_CLS = {"arrays": ("y", "p"), "pred": "p", "labels": ("y",)}
+
+
+@loss(_bce, **_CLS, check=_eps_below_half)
+def bce(y, p, eps=1e-15, *, reduction="mean"):
+    """Binary cross-entropy, ``L = -(1/n) Σ [y log p + (1 - y) log(1 - p)]``.
+
+    ``p`` is clipped to ``[eps, 1 - eps]`` as in the formula; the gradient
+    ``(p - y) / (p (1 - p))`` is zero where the clip is active (as ``torch.clamp``). The
+    clip is evaluated in float64 even for float32 data, where ``1 - 1e-15`` would round to
+    1 and the formula return inf for ``p = 1, y = 0``.
+    """
+
+
+@loss(
+    _cce,
+    arrays=("y_onehot", "p"),
+    pred="p",
+    labels=("y_onehot",),
+    pattern="rows_dense",
+    check=_eps_unit,
+)
+def cce(y_onehot, p, eps=1e-15, *, reduction="mean"):
+    """Categorical cross-entropy, ``L = -(1/n) Σ_i Σ_k y_ik log p_ik``, ``p`` clipped to [eps, 1].
+
+    Classes along axis 1: ``p`` is (n, C) or (n, C, d1, ...); ``reduction="none"``
+    returns one value per sample, shape (n, d1, ...). Gradient ``-y / p`` (zero where
+    clipped), divided by the number of samples for the mean.
+    """
+
+
+@loss(_hinge, arrays=("y", "scores"), pred="scores", labels=("y",))
+def hinge(y, scores, *, reduction="mean"):
+    """Hinge loss, ``L = (1/n) Σ max(0, 1 - y s)``, ``y`` in {-1, +1}.
+
+    Gradient ``-y`` where the margin is violated, 0 elsewhere.
+    """
+
+
+@loss(_squared_hinge, arrays=("y", "scores"), pred="scores", labels=("y",))
+def squared_hinge(y, scores, *, reduction="mean"):
+    """Squared hinge loss, ``L = (1/n) Σ max(0, 1 - y s)²``. Gradient ``-2 y max(0, 1 - y s)``."""
+
+
+@loss(_focal, **_CLS, check=_focal_check)
+def focal(y, p, alpha=0.25, gamma=2.0, eps=1e-15, *, reduction="mean"):
+    """Focal loss, ``L = -(1/n) Σ [α (1-p)^γ y log p + (1-α) p^γ (1-y) log(1-p)]``.
+
+    ``p`` clipped to ``[eps, 1 - eps]`` (in float64, see :func:`bce`); gradient zero where
+    clipped. ``0 <= alpha <= 1``, ``gamma >= 0``.
+    """
+
+
+_DIV = {"arrays": ("p", "q"), "pred": "q"}
+
+
+@loss(_kl, **_DIV, check=_eps_unit)
+def kl_divergence(p, q, eps=1e-15, *, reduction="sum"):
+    """Kullback-Leibler divergence, ``KL(P || Q) = Σ p log(p / q)``, both clipped to [eps, 1].
+
+    The default reduction is the formula's sum. Gradient ``-p / q`` (zero where ``q`` is
+    clipped).
+    """
+
+
+@loss(_js, **_DIV, constants=(1e-15,))
+def js_divergence(p, q, *, reduction="sum"):
+    """Jensen-Shannon divergence, ``0.5 KL(p || m) + 0.5 KL(q || m)``, ``m = (p + q) / 2``.
+
+    KL's clipping to [1e-15, 1] applies to ``p``, ``q`` and ``m``. Gradient
+    ``0.5 (log(q / m) + 1) - 0.25 (p + q) / m``.
+    """
+
+
+@loss(
+    _nll,
+    arrays=("targets", "log_probs"),
+    pred="log_probs",
+    labels=("targets",),
+    pattern="rows_index",
+)
+def nll(log_probs, targets, *, reduction="mean"):
+    """Negative log-likelihood, ``L = -(1/n) Σ_i log_probs[i, targets[i]]``.
+
+    ``log_probs`` is (n, C) or (n, C, d1, ...), ``targets`` integer class indices of
+    shape (n, d1, ...) in ``[-C, C)`` (negative ones count from the end, as in NumPy
+    indexing). Only the target entries are read. Gradient: ``-1/n`` at each target, 0
+    elsewhere.
+    """
+
+
+@loss(_contrastive, arrays=("d", "y"), pred="d", labels=("y",), check=_nonnegative("margin"))
+def contrastive(d, y, margin=1.0, *, reduction="mean"):
+    """Contrastive loss, ``L = (1/n) Σ [y d² + (1 - y) max(0, margin - d)²]``; margin >= 0.
+
+    Gradient ``2 y d - 2 (1 - y) max(0, margin - d)``.
+    """
+
+
+mse_grad, mse_value_and_grad = mse.grad, mse.value_and_grad
+rmse_grad, rmse_value_and_grad = rmse.grad, rmse.value_and_grad
+mae_grad, mae_value_and_grad = mae.grad, mae.value_and_grad
+huber_grad, huber_value_and_grad = huber.grad, huber.value_and_grad
+log_cosh_grad, log_cosh_value_and_grad = log_cosh.grad, log_cosh.value_and_grad
+bce_grad, bce_value_and_grad = bce.grad, bce.value_and_grad
+cce_grad, cce_value_and_grad = cce.grad, cce.value_and_grad
+hinge_grad, hinge_value_and_grad = hinge.grad, hinge.value_and_grad
+squared_hinge_grad, squared_hinge_value_and_grad = squared_hinge.grad, squared_hinge.value_and_grad
+focal_grad, focal_value_and_grad = focal.grad, focal.value_and_grad
+kl_divergence_grad, kl_divergence_value_and_grad = kl_divergence.grad, kl_divergence.value_and_grad
+js_divergence_grad, js_divergence_value_and_grad = js_divergence.grad, js_divergence.value_and_grad
+nll_grad, nll_value_and_grad = nll.grad, nll.value_and_grad
+contrastive_grad, contrastive_value_and_grad = contrastive.grad, contrastive.value_and_grad
