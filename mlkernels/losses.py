@@ -179,6 +179,7 @@ class Loss:
     arrays: tuple[str, str]  # the two array arguments, in the kernel's order
     pred: str  # the argument the gradient is taken with respect to
     labels: tuple[str, ...]  # arguments that do not decide the result's dtype
+    hyper: tuple[str, ...]  # the hyper-parameters, passed to fg as a float64 tuple
     check: Callable[..., None]
     fin: Callable = identity
     none_fg: Callable | None = None  # term for reduction="none", if not fg (rmse)
@@ -235,7 +236,7 @@ class Loss:
         out = arguments.pop("out", None)
         if reduction not in _dispatch.REDUCTIONS:
             raise ValueError(f"reduction must be one of {_dispatch.REDUCTIONS}, not {reduction!r}")
-        hyper = {k: v for k, v in arguments.items() if k not in self.arrays}
+        hyper = {k: arguments[k] for k in self.hyper}
         for k, v in hyper.items():
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
                 raise TypeError(f"{k} must be a real number, not {type(v).__name__}")
@@ -302,11 +303,17 @@ def loss(
     """
 
     def decorate(declaration: Callable) -> Callable:
+        sig = inspect.signature(declaration)
+        hyper = tuple(
+            name
+            for name, p in sig.parameters.items()
+            if p.kind is p.POSITIONAL_OR_KEYWORD and name not in arrays
+        )
         spec = Loss(
-            declaration.__name__, fg, pattern, arrays, pred, labels, check, fin, none_fg, constants
+            declaration.__name__, fg, pattern, arrays, pred, labels, hyper, check, fin, none_fg,
+            constants,
         )
         LOSSES[spec.name] = spec
-        sig = inspect.signature(declaration)
         grad_sig = sig.replace(
             parameters=[
                 *sig.parameters.values(),

@@ -1,0 +1,161 @@
+"""The JIT: nothing compiled at import, a disk cache a new process hits, invalidated when
+the package's sources change, no crash without a writable cache; thread safety and
+determinism."""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+
+import mlkernels as mk
+from conftest import to_device, to_host
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Prints the cache statistics of the kernels one mse call used, as "hits misses result".
+PROBE = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import mlkernels as mk
+    from mlkernels import _cpu, _jit, losses
+    y = np.arange(10.0)
+    value = mk.mse(y, y + 1.0)
+    kernel = _cpu.elementwise(losses._mse)
+    hits = sum(kernel.stats.cache_hits.values())
+    misses = sum(kernel.stats.cache_misses.values())
+    assert mk.__file__.startswith(sys.argv[1]), mk.__file__
+    print(hits, misses, repr(float(value)), _jit.cache_dir())
+    """
+)
+
+
+# Import mlkernels from a given directory even where an editable install maps it elsewhere.
+IMPORT_FROM = textwrap.dedent(
+    """
+    import importlib.util, sys
+    spec = importlib.util.spec_from_file_location(
+        "mlkernels", {init!r}, submodule_search_locations=[{pkg!r}])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["mlkernels"] = module
+    spec.loader.exec_module(module)
+    """
+)
+
+
+def _python(code, cache_dir, root=ROOT):
+    pkg = Path(root) / "mlkernels"
+    env = {**os.environ, "MLKERNELS_CACHE_DIR": str(cache_dir)}
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    prelude = IMPORT_FROM.format(init=str(pkg / "__init__.py"), pkg=str(pkg))
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + code, str(pkg)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.split()
+
+
+def test_import_compiles_nothing_and_does_not_import_cuda(tmp_path):
+    code = textwrap.dedent(
+        """
+        import sys
+        import mlkernels
+        from mlkernels import _cpu
+        print(_cpu.elementwise.cache_info().currsize, _cpu.rows_dense.cache_info().currsize,
+              _cpu.rows_index.cache_info().currsize, "numba.cuda" in sys.modules)
+        """
+    )
+    assert _python(code, tmp_path) == ["0", "0", "0", "False"]
+
+
+def test_a_new_process_hits_the_disk_cache(tmp_path):
+    hits, misses, value, where = _python(PROBE, tmp_path)
+    assert (hits, misses, value) == ("0", "1", "1.0")
+    assert Path(where).parent == tmp_path and any(Path(where).glob("*.nbi"))
+    hits, misses, value, _ = _python(PROBE, tmp_path)
+    assert (hits, misses, value) == ("1", "0", "1.0")
+
+
+def test_the_cache_is_invalidated_when_any_source_changes(tmp_path):
+    """Editing a scalar helper in another module than the kernel template must not leave
+    stale machine code in use (numba alone re-validates only the template's own file)."""
+    pkg = tmp_path / "src"
+    shutil.copytree(
+        ROOT / "mlkernels", pkg / "mlkernels", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    cache = tmp_path / "cache"
+    assert _python(PROBE, cache, pkg)[:3] == ["0", "1", "1.0"]
+    assert _python(PROBE, cache, pkg)[:3] == ["1", "0", "1.0"]
+    losses = pkg / "mlkernels" / "losses.py"
+    source = losses.read_text()
+    edited = source.replace("    return e * e, e + e\n", "    return 3 * e * e, e + e\n", 1)
+    assert edited != source
+    losses.write_text(edited)
+    hits, misses, value, _ = _python(PROBE, cache, pkg)
+    assert (hits, misses, value) == ("0", "1", "3.0")
+
+
+def test_no_writable_cache_directory_means_no_cache_not_an_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    hits, misses, value, where = _python(PROBE, blocker / "cache")
+    assert (hits, value, where) == ("0", "1.0", "None")
+
+
+def test_threading_layer_is_safe_for_concurrent_callers():
+    mk.mse(np.ones(10), np.zeros(10))
+    assert numba.threading_layer() in ("tbb", "omp")
+
+
+def test_eight_threads_at_once_give_the_serial_results():
+    rng = np.random.default_rng(1)
+    data = [(rng.standard_normal(50_000), rng.standard_normal(50_000)) for _ in range(8)]
+    calls = [
+        lambda y, yh: mk.mse(y, yh),
+        lambda y, yh: mk.huber_value_and_grad(y, yh, 0.5)[1],
+        lambda y, yh: mk.log_cosh(y, yh, reduction="none"),
+        lambda y, yh: mk.hinge_grad(np.sign(y), yh),
+    ]
+    expected = [[np.asarray(f(y, yh)) for f in calls] for y, yh in data]
+    results = [None] * len(data)
+    barrier = threading.Barrier(len(data))
+
+    def work(k):
+        barrier.wait()
+        results[k] = [[np.asarray(f(*data[k])) for f in calls] for _ in range(5)]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(data))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, runs in enumerate(results):
+        for run in runs:
+            for got, want in zip(run, expected[k], strict=True):
+                np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["mse", "log_cosh", "cce", "nll", "kl_divergence"])
+def test_reductions_are_bit_identical_run_after_run(device, name):
+    from mlkernels._registry import ENTRIES
+
+    n = 100_003 if device == "cpu" else 97
+    args = [to_device(a, device) for a in ENTRIES[name].args(n, np.float32, seed=3)]
+    fn = ENTRIES[name].function
+    first_v, first_g = (to_host(r) for r in fn.value_and_grad(*args))
+    for _ in range(3):
+        v, g = (to_host(r) for r in fn.value_and_grad(*args))
+        assert v.tobytes() == first_v.tobytes()
+        assert g.tobytes() == first_g.tobytes()
+        assert to_host(fn(*args)).tobytes() == first_v.tobytes()
