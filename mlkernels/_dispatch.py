@@ -128,12 +128,14 @@ def run_terms(
     dtype: np.dtype,
     value_shape: tuple,
     grad_shape: tuple,
-    out: Any = None,
+    vbuf: Any = None,
+    gbuf: Any = None,
 ) -> Any:
     """Run a term kernel and reduce it: the orchestration every reduction shares.
 
     ``want`` is "value", "grad" or "both". ``value_shape`` is the shape of the per-term
-    values (what ``reduction="none"`` returns), ``grad_shape`` that of the prediction.
+    values (what ``reduction="none"`` returns), ``grad_shape`` that of the prediction;
+    ``vbuf`` and ``gbuf`` are the caller's buffers for them (``out=``), if any.
     Reduced values are ``fin(sum * scale)`` with scale 1/n for a mean; the gradient is
     written in the same pass, times ``scale``, and rescaled by ``fin``'s derivative when
     ``fin`` is not the identity (rmse).
@@ -143,12 +145,12 @@ def run_terms(
     k_value = b.shape if b.ndim == 1 else (b.shape[0], b.shape[2])
     gout = kgout = None
     if want != "value":
-        gout = out if out is not None else backend.empty(grad_shape, dtype)
+        gout = gbuf if gbuf is not None else backend.empty(grad_shape, dtype)
         kgout = gout.reshape(b.shape)
     if reduction == "none":
         vout = kvout = None
         if want != "grad":
-            vout = out if out is not None else backend.empty(value_shape, dtype)
+            vout = vbuf if vbuf is not None else backend.empty(value_shape, dtype)
             kvout = vout.reshape(k_value)
         backend.launch(pattern, fg, a, b, params, dtype.type(1), kvout, kgout, False)
         return {"value": vout, "grad": gout, "both": (vout, gout)}[want]

@@ -249,11 +249,13 @@ class Loss:
         fin = self.fin
         if reduction == "none" and self.none_fg is not None:
             fg, fin = self.none_fg, identity
-        if out is not None:
-            if want == "both" or (want == "value" and reduction != "none"):
-                raise ValueError("out= is accepted only where one array is returned")
-            shape = grad_shape if want == "grad" else value_shape
-            out = _dispatch.check_out(backend, out, shape, dtype)
+        vbuf = gbuf = None
+        if out is not None:  # the gradient's buffer, or the values' for reduction="none"
+            if want == "value" and reduction != "none":
+                raise ValueError("out= needs reduction='none' (a reduction returns a scalar)")
+            shape = value_shape if want == "value" else grad_shape
+            buf = _dispatch.check_out(backend, out, shape, dtype)
+            vbuf, gbuf = (buf, None) if want == "value" else (None, buf)
         result = _dispatch.run_terms(
             backend,
             self.pattern,
@@ -267,7 +269,8 @@ class Loss:
             dtype,
             value_shape,
             grad_shape,
-            out,
+            vbuf,
+            gbuf,
         )
         if backend.is_host:
             return result
@@ -310,11 +313,20 @@ def loss(
             if p.kind is p.POSITIONAL_OR_KEYWORD and name not in arrays
         )
         spec = Loss(
-            declaration.__name__, fg, pattern, arrays, pred, labels, hyper, check, fin, none_fg,
+            declaration.__name__,
+            fg,
+            pattern,
+            arrays,
+            pred,
+            labels,
+            hyper,
+            check,
+            fin,
+            none_fg,
             constants,
         )
         LOSSES[spec.name] = spec
-        grad_sig = sig.replace(
+        api_sig = sig.replace(
             parameters=[
                 *sig.parameters.values(),
                 inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None),
@@ -332,19 +344,20 @@ def loss(
                 api.__doc__ = doc
             return api
 
-        value = make("value", grad_sig, "", "")
+        value = make("value", api_sig, "", "")
         value.grad = make(
             "grad",
-            grad_sig,
+            api_sig,
             "_grad",
             f"Gradient of :func:`{spec.name}` with respect to ``{pred}``, for the same "
             f"``reduction``; the shape of ``{pred}``. ``out=`` receives it in place.",
         )
         value.value_and_grad = make(
             "both",
-            sig,
+            api_sig,
             "_value_and_grad",
-            f"``({spec.name}(...), {spec.name}_grad(...))`` computed in ONE pass.",
+            f"``({spec.name}(...), {spec.name}_grad(...))`` computed in ONE pass over the "
+            "data; ``out=`` receives the gradient in place.",
         )
         value.spec = spec
         return value
