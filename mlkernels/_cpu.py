@@ -2,8 +2,10 @@
 
 A scalar function ``fg(a, b, params) -> (value, grad)`` (a ``register_jitable`` plain
 function, see ``losses.py``) gives one term of a formula and its derivative with respect to
-the prediction. A template loops over the data with ``prange`` and, in ONE pass, writes
-whatever the caller asked for; an output passed as ``None`` is pruned at compile time
+the prediction; the templates pass it float64 elements, whatever the arrays' dtype.
+
+A template loops over the data with ``prange`` and, in ONE pass, writes whatever the
+caller asked for; an output passed as ``None`` is pruned at compile time
 (numba specialises on ``NoneType`` and removes the dead branch), so the value-only kernel
 contains no gradient code and the gradient-only kernel no value code:
 
@@ -32,7 +34,7 @@ def elementwise(fg):
     def kernel(a, b, params, mult, out, gout, total):
         acc = 0.0
         for i in prange(a.size):
-            v, g = fg(a[i], b[i], params)
+            v, g = fg(float(a[i]), float(b[i]), params)
             if out is not None:
                 out[i] = v
             if gout is not None:
@@ -57,7 +59,7 @@ def rows_dense(fg):
             q = j - i * r
             s = 0.0
             for k in range(c):
-                v, g = fg(y[i, k, q], x[i, k, q], params)
+                v, g = fg(float(y[i, k, q]), float(x[i, k, q]), params)
                 s += v
                 if gout is not None:
                     gout[i, k, q] = g * mult
@@ -91,7 +93,7 @@ def rows_index(fg):
                 k += c
             inside = k >= 0 and k < c
             if inside:
-                v, g = fg(1.0, x[i, k, q], params)
+                v, g = fg(1.0, float(x[i, k, q]), params)
             else:
                 v, g = np.nan, np.nan
             if gout is not None:
@@ -130,7 +132,8 @@ def finish(total, scale, fin, dtype):
 
 
 def rescale(gout, d):
-    gout *= d
+    with np.errstate(invalid="ignore"):  # inf * 0 is NaN, as autograd gives
+        gout *= d
 
 
 is_host = True

@@ -8,7 +8,7 @@
   Keying the directory on every source file of the package makes any edit a clean miss.
 * The cache root is ``$MLKERNELS_CACHE_DIR``, else ``$XDG_CACHE_HOME/mlkernels``, else
   ``~/.cache/mlkernels``. If none is writable, kernels are simply not cached (never an
-  import error).
+  import error). The caches of other builds are removed after 30 days unused.
 * Threading layer: ``threadsafe`` (TBB or OpenMP), unless the user chose one through
   ``NUMBA_THREADING_LAYER``. numba's ``workqueue`` layer aborts the process when two
   Python threads launch parallel kernels at once.
@@ -19,8 +19,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numba
@@ -64,10 +66,23 @@ def cache_dir() -> Path | None:
     try:
         path.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=path).close()
+        os.utime(path)  # last used: what _prune_stale reads
     except OSError:
         return None
+    _prune_stale(path)
     _install_locator()
     return path
+
+
+def _prune_stale(current: Path, days: float = 30) -> None:
+    """Remove the caches of other builds (older versions or sources) unused for ``days``."""
+    cutoff = time.time() - days * 86400
+    for other in current.parent.glob("mlkernels-*"):
+        try:
+            if other != current and other.stat().st_mtime < cutoff:
+                shutil.rmtree(other)
+        except OSError:
+            pass  # another process is using or removing it
 
 
 class _PackageCacheLocator(caching._CacheLocator):

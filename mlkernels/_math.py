@@ -48,6 +48,7 @@ def identity(t):
 
 @register_jitable
 def sqrt_fin(t):
-    """Finaliser of a root mean: value sqrt(t), derivative 1/(2 sqrt(t)) (0 at t = 0)."""
+    """Finaliser of a root mean: value sqrt(t), derivative 1/(2 sqrt(t)) (0 at t = 0, NaN
+    for NaN)."""
     r = math.sqrt(t)
-    return r, (0.5 / r if r > 0 else 0.0)
+    return r, (0.0 if r == 0 else 0.5 / r)

@@ -50,8 +50,9 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------
 # Scalar terms: (value, d value / d prediction). Written once, inlined into every kernel.
-# Parameters arrive as a float64 tuple, so float32 data is computed in float64 registers
-# and rounded once on store (more accurate than the formula's float32 arithmetic).
+# The templates hand every element over as float64 and parameters arrive as a float64
+# tuple, so float32 data is computed in float64 and rounded once on store (more accurate
+# than the formula's float32 arithmetic, and the same on both devices).
 # --------------------------------------------------------------------------------------
 
 
@@ -110,7 +111,7 @@ def _cce(y, p, params):
 @register_jitable
 def _hinge(y, scores, params):
     m = 1.0 - y * scores
-    return pos(m), (-y if m > 0 else 0.0 * m)
+    return pos(m), (-y if m > 0 else (0.0 if m <= 0 else m))
 
 
 @register_jitable
@@ -193,7 +194,7 @@ class Loss:
         dtype = _dispatch.real_dtype(reals)
         lab = {k: v for k, v in arrs.items() if k in self.labels}
         index = self.pattern == "rows_index"
-        _dispatch.check_labels(lab, "iu" if index else "fiub")
+        _dispatch.check_labels(lab, "iub" if index else "fiub")
         a_name, b_name = self.arrays
         a, b = arrs[a_name], arrs[b_name]
         if self.pattern == "elementwise":
@@ -212,6 +213,8 @@ class Loss:
             raise ValueError(f"{x_name} must be (n, C) or (n, C, d1, ...); got shape {x.shape}")
         n, c = x.shape[:2]
         rest = tuple(x.shape[2:])
+        if c == 0:
+            raise ValueError(f"{x_name} has shape {tuple(x.shape)}: no classes along axis 1")
         want = (n, *rest) if index else tuple(x.shape)
         if tuple(y.shape) != want:
             raise ValueError(
@@ -238,6 +241,8 @@ class Loss:
             raise ValueError(f"reduction must be one of {_dispatch.REDUCTIONS}, not {reduction!r}")
         hyper = {k: arguments[k] for k in self.hyper}
         for k, v in hyper.items():
+            if isinstance(v, np.ndarray) and v.ndim == 0:
+                hyper[k] = v = v.item()
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
                 raise TypeError(f"{k} must be a real number, not {type(v).__name__}")
             if not math.isfinite(v):

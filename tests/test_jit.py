@@ -159,3 +159,15 @@ def test_reductions_are_bit_identical_run_after_run(device, name):
         assert v.tobytes() == first_v.tobytes()
         assert g.tobytes() == first_g.tobytes()
         assert to_host(fn(*args)).tobytes() == first_v.tobytes()
+
+
+def test_caches_of_other_builds_are_pruned_after_30_days_unused(tmp_path):
+    stale, recent = tmp_path / "mlkernels-0.0.1-old", tmp_path / "mlkernels-0.0.2-recent"
+    for folder in (stale, recent):
+        folder.mkdir()
+        (folder / "kernel.nbi").write_text("")
+    month_ago = __import__("time").time() - 31 * 86400
+    os.utime(stale, (month_ago, month_ago))
+    _, _, value, where = _python(PROBE, tmp_path)
+    assert value == "1.0" and Path(where).exists()
+    assert not stale.exists() and recent.exists()
