@@ -1,0 +1,138 @@
+"""The main job: ``python -m mlkernels`` (or the ``mlkernels`` console script).
+
+Runs every formula mlkernels implements on generated data, beside its NumPy formula;
+checks that they agree and prints a table of times, speedups and the fraction of the
+memory bandwidth (measured in the same run) that each kernel reaches. Exits 1 if any
+result disagrees with NumPy, 2 on a usage error.
+
+    python -m mlkernels                      # n = 10^7 float64 on the CPU
+    python -m mlkernels --n 100000           # a quick smoke test
+    python -m mlkernels --device all --dtype float32 --plot bench.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _count(text: str) -> int:
+    """A positive element count: ``100000``, ``100_000`` or ``1e5``."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value.is_integer() or value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return int(value)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of the main job."""
+    from mlkernels import _registry
+
+    script = not sys.argv[0].endswith("__main__.py")  # the console script, not python -m
+    p = argparse.ArgumentParser(
+        prog="mlkernels" if script else "python -m mlkernels",
+        description="Run, check and time every mlkernels formula against its NumPy formula.",
+    )
+    p.add_argument(
+        "--n", type=_count, default=10_000_000, help="elements per input array (default 1e7)"
+    )
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float64")
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "all"),
+        default="cpu",
+        help="'all': the CPU and, if one is usable, the GPU (default cpu)",
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        choices=list(_registry.ENTRIES),
+        help="measure only these formulas (default: all of " + ", ".join(_registry.ENTRIES) + ")",
+    )
+    p.add_argument(
+        "--repeat",
+        type=_positive,
+        default=5,
+        metavar="K",
+        help="timed rounds, the best taken (default 5)",
+    )
+    p.add_argument("--plot", metavar="FILE", help="save a bar chart to FILE (needs matplotlib)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the main job; return the exit status (0 ok, 1 a check failed, 2 usage)."""
+    import mlkernels
+    from mlkernels import _bench
+
+    args = parser().parse_args(argv)
+    progress = not args.no_progress
+    if args.plot:
+        try:
+            _bench.require_matplotlib()
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    gpu = mlkernels.cuda_available()
+    if args.device == "cuda" and not gpu:
+        print("error: --device cuda, but no CUDA GPU is usable here", file=sys.stderr)
+        return 2
+    devices = ["cpu"] if args.device == "cpu" else ["cuda"] if args.device == "cuda" else []
+    if args.device == "all":
+        devices = ["cpu", "cuda"] if gpu else ["cpu"]
+
+    # The bandwidth first: it also starts the CPU threads, so show_config names the layer.
+    probes = {d: _bench.BandwidthProbe(d, args.n) for d in devices}
+    bandwidths = {d: probe.measure() for d, probe in probes.items()}
+    print("mlkernels main job: every formula beside its NumPy formula")
+    mlkernels.show_config()
+    for bw in bandwidths.values():
+        print(bw)
+    if args.device == "all" and not gpu:
+        print("cuda: skipped (no usable CUDA GPU)")
+    names = args.only
+    shape = f"{args.n:,} {args.dtype} elements per input"
+    print(f"data: {shape}; (n/10, 10) rows for cce and nll; best of {args.repeat} rounds")
+    print(flush=True)
+
+    for device in devices:  # compiles every kernel once, or loads it from the disk cache
+        mlkernels.precompile(names, dtypes=(args.dtype,), device=device, progress=progress)
+    report = _bench.run(
+        names, args.n, args.dtype, devices, args.repeat, progress=progress, probes=probes
+    )
+    print()
+    print(_bench.format_table(report))
+
+    if args.plot:
+        _bench.plot(report, args.plot)
+        print(f"plot saved to {args.plot}")
+    failures = report.failures
+    if failures:
+        print(file=sys.stderr)
+        print("FAILED: mlkernels disagrees with the NumPy formula:", file=sys.stderr)
+        for r in failures:
+            print(
+                f"  {r.name} ({r.device}, {r.dtype}): mlkernels {r.value!r}, value_and_grad "
+                f"{r.vg_value!r}, NumPy {r.expected!r}; relative error {r.rel_err:.2e} > "
+                f"{_bench.RTOL[r.dtype]:g}",
+                file=sys.stderr,
+            )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
