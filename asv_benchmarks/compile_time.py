@@ -50,3 +50,37 @@ class CompileTime:
 
     def timeraw_first_call_cached(self, loss: str) -> tuple[str, str]:
         return "f(*args)", _SETUP.format(env="", name=loss)
+
+    def timeraw_first_call_cached_threads_started(self, loss: str) -> tuple[str, str]:
+        """As ``first_call_cached`` but with numba's threads already started by another
+        parallel function: what a cached kernel itself costs on its first call."""
+        return "f(*args)", _SETUP.format(env="", name=loss) + _START_THREADS
+
+
+_START_THREADS = """
+import numpy as np
+from numba import njit, prange
+
+@njit(parallel=True)
+def _start(a):
+    s = 0.0
+    for i in prange(a.size):
+        s += a[i]
+    return s
+
+_start(np.ones(1000))
+"""
+
+
+class ImportTime:
+    """``import mlkernels`` against ``import numba`` alone, each in a new process."""
+
+    number = 1
+    repeat = 5
+    warmup_time = 0.0
+
+    def timeraw_import_numba(self) -> str:
+        return "import numba"
+
+    def timeraw_import_mlkernels(self) -> str:
+        return "import mlkernels"

@@ -179,6 +179,7 @@ class Loss:
     pattern: str  # "elementwise", "rows_dense" (cce) or "rows_index" (nll)
     arrays: tuple[str, str]  # the two array arguments, in the kernel's order
     pred: str  # the argument the gradient is taken with respect to
+    first: str  # the first array argument of the signature
     labels: tuple[str, ...]  # arguments that do not decide the result's dtype
     hyper: tuple[str, ...]  # the hyper-parameters, passed to fg as a float64 tuple
     check: Callable[..., None]
@@ -205,7 +206,7 @@ class Loss:
         else:
             a, b, value_shape = self._rows(backend, a_name, a, b_name, b, dtype, index)
         grad_shape = tuple(arrs[self.pred].shape)
-        like = named[self.pred]
+        like = named[self.first]  # results come back as the first array argument's kind
         return backend, a, b, dtype, value_shape, grad_shape, like
 
     def _rows(self, backend, y_name, y, x_name, x, dtype, index):
@@ -323,6 +324,7 @@ def loss(
             pattern,
             arrays,
             pred,
+            next(name for name in sig.parameters if name in arrays),
             labels,
             hyper,
             check,
@@ -530,8 +532,9 @@ def nll(log_probs, targets, *, reduction="mean"):
 
     ``log_probs`` is (n, C) or (n, C, d1, ...), ``targets`` integer class indices of
     shape (n, d1, ...) in ``[-C, C)`` (negative ones count from the end, as in NumPy
-    indexing). Only the target entries are read. Gradient: ``-1/n`` at each target, 0
-    elsewhere.
+    indexing); out of range, the CPU raises ``ValueError`` and the GPU, which checks
+    without synchronising, gives NaN for that sample. Only the target entries are read.
+    Gradient: ``-1/n`` at each target, 0 elsewhere.
     """
 
 
