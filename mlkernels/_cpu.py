@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numba import prange
+from numba import float64, prange
 
 from mlkernels._jit import cpu_jit
 
@@ -34,7 +34,7 @@ def elementwise(fg):
     def kernel(a, b, params, mult, out, gout, total):
         acc = 0.0
         for i in prange(a.size):
-            v, g = fg(float(a[i]), float(b[i]), params)
+            v, g = fg(float64(a[i]), float64(b[i]), params)
             if out is not None:
                 out[i] = v
             if gout is not None:
@@ -59,7 +59,7 @@ def rows_dense(fg):
             q = j - i * r
             s = 0.0
             for k in range(c):
-                v, g = fg(float(y[i, k, q]), float(x[i, k, q]), params)
+                v, g = fg(float64(y[i, k, q]), float64(x[i, k, q]), params)
                 s += v
                 if gout is not None:
                     gout[i, k, q] = g * mult
@@ -93,7 +93,7 @@ def rows_index(fg):
                 k += c
             inside = k >= 0 and k < c
             if inside:
-                v, g = fg(1.0, float(x[i, k, q]), params)
+                v, g = fg(1.0, float64(x[i, k, q]), params)
             else:
                 v, g = np.nan, np.nan
             if gout is not None:

@@ -179,7 +179,7 @@ def elementwise(fg):
     def kernel(a, b, params, mult, out, gout, partials):
         acc = 0.0
         for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
-            v, g = fg(float(a[i]), float(b[i]), params)
+            v, g = fg(float64(a[i]), float64(b[i]), params)
             if out is not None:
                 out[i] = v
             if gout is not None:
@@ -203,7 +203,7 @@ def rows_dense(fg):
             q = j - i * r
             s = 0.0
             for k in range(c):
-                v, g = fg(float(y[i, k, q]), float(x[i, k, q]), params)
+                v, g = fg(float64(y[i, k, q]), float64(x[i, k, q]), params)
                 s += v
                 if gout is not None:
                     gout[i, k, q] = g * mult
@@ -233,7 +233,7 @@ def rows_index(fg):
             v = math.nan
             g = math.nan
             if inside:
-                v, g = fg(1.0, float(x[i, k, q]), params)
+                v, g = fg(1.0, float64(x[i, k, q]), params)
             if gout is not None:
                 for kk in range(c):
                     gout[i, kk, q] = 0.0

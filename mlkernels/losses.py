@@ -186,6 +186,7 @@ class Loss:
     fin: Callable = identity
     none_fg: Callable | None = None  # term for reduction="none", if not fg (rmse)
     constants: tuple[float, ...] = ()  # fixed parameters after the user's (js: eps)
+    signature: inspect.Signature | None = None  # the public functions' signature
 
     def prepare(self, arguments: dict[str, Any]):
         """Place, type-check and convert the arrays; return what the kernels need."""
@@ -232,8 +233,9 @@ class Loss:
                 raise ValueError(f"{y_name} must lie in [-{c}, {c}); got values in [{lo}, {hi}]")
         return y3, x3, (n, *rest)
 
-    def run(self, args: tuple, kwargs: dict, signature: inspect.Signature, want: str):
-        bound = signature.bind(*args, **kwargs)
+    def _bind(self, args: tuple, kwargs: dict):
+        """Bind a call's arguments; validate the hyper-parameters, place the arrays."""
+        bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         reduction = arguments.pop("reduction")
@@ -250,7 +252,12 @@ class Loss:
                 raise ValueError(f"{k} must be finite, not {v}")
         self.check(**hyper)
         params = tuple(float(v) for v in hyper.values()) + self.constants or (0.0,)
-        backend, a, b, dtype, value_shape, grad_shape, like = self.prepare(arguments)
+        return reduction, out, params, self.prepare(arguments)
+
+    def run(self, args: tuple, kwargs: dict, want: str):
+        """A call of the loss (want "value"), its gradient ("grad") or both ("both")."""
+        reduction, out, params, prepared = self._bind(args, kwargs)
+        backend, a, b, dtype, value_shape, grad_shape, like = prepared
         fg = self.fg
         fin = self.fin
         if reduction == "none" and self.none_fg is not None:
@@ -283,6 +290,35 @@ class Loss:
         if want == "both":
             return tuple(_dispatch.wrap(r, like) for r in result)
         return _dispatch.wrap(result, like)
+
+    # A reduction as partial -> combine -> finalize, for data that comes in chunks: the
+    # partial of a chunk is the float64 sum of its terms and their count; partials add.
+
+    def partial(self, *args, **kwargs) -> tuple[float, int]:
+        """``(sum of the terms, number of terms)`` of one chunk, in float64 (CPU data).
+
+        The arguments are the loss's own; ``reduction`` is ignored.
+        """
+        _, _, params, prepared = self._bind(args, {**kwargs, "reduction": "sum"})
+        backend, a, b, dtype, value_shape, _, _ = prepared
+        if not backend.is_host:
+            raise NotImplementedError("partial() takes host (NumPy) chunks")
+        total = backend.launch(self.pattern, self.fg, a, b, params, dtype.type(1), None, None, True)
+        return float(total[0]), int(np.prod(value_shape))
+
+    @staticmethod
+    def combine(*partials: tuple[float, int]) -> tuple[float, int]:
+        """The partial of the chunks together."""
+        return math.fsum(t for t, _ in partials), sum(n for _, n in partials)
+
+    def finalize(self, partial: tuple[float, int], reduction: str = "mean") -> float:
+        """The loss from the partial of all the data (float64)."""
+        total, n = partial
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"reduction must be 'mean' or 'sum', not {reduction!r}")
+        if n == 0:
+            raise ValueError(f"reduction={reduction!r} of an empty input")
+        return self.fin(total / n if reduction == "mean" else total)[0]
 
 
 LOSSES: dict[str, Loss] = {}
@@ -318,6 +354,12 @@ def loss(
             for name, p in sig.parameters.items()
             if p.kind is p.POSITIONAL_OR_KEYWORD and name not in arrays
         )
+        api_sig = sig.replace(
+            parameters=[
+                *sig.parameters.values(),
+                inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None),
+            ]
+        )
         spec = Loss(
             declaration.__name__,
             fg,
@@ -331,37 +373,30 @@ def loss(
             fin,
             none_fg,
             constants,
+            api_sig,
         )
         LOSSES[spec.name] = spec
-        api_sig = sig.replace(
-            parameters=[
-                *sig.parameters.values(),
-                inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None),
-            ]
-        )
 
-        def make(want: str, signature: inspect.Signature, suffix: str, doc: str) -> Callable:
+        def make(want: str, suffix: str, doc: str) -> Callable:
             def api(*args, **kwargs):
-                return spec.run(args, kwargs, signature, want)
+                return spec.run(args, kwargs, want)
 
             functools.update_wrapper(api, declaration)
             api.__name__ = api.__qualname__ = spec.name + suffix
-            api.__signature__ = signature
+            api.__signature__ = api_sig
             if doc:
                 api.__doc__ = doc
             return api
 
-        value = make("value", api_sig, "", "")
+        value = make("value", "", "")
         value.grad = make(
             "grad",
-            api_sig,
             "_grad",
             f"Gradient of :func:`{spec.name}` with respect to ``{pred}``, for the same "
             f"``reduction``; the shape of ``{pred}``. ``out=`` receives it in place.",
         )
         value.value_and_grad = make(
             "both",
-            api_sig,
             "_value_and_grad",
             f"``({spec.name}(...), {spec.name}_grad(...))`` computed in ONE pass over the "
             "data; ``out=`` receives the gradient in place.",
