@@ -257,7 +257,7 @@ def final(fin):
         acc = 0.0
         for i in range(tid, partials.size, cuda.blockDim.x):
             acc += partials[i]
-        block_sum(acc, dfac)
+        block_sum(acc, dfac)  # thread 0 writes the sum to dfac[0] and reads it back
         if tid == 0:
             v, d = fin(dfac[0] * scale)
             out[()] = v

@@ -123,6 +123,16 @@ def check_grad(got, name, args, reduction, dtype, device, *, hyper=None, rtol=No
     return h
 
 
+def check_value_and_grad(name, args, reduction, dtype, device):
+    """Call the loss and its gradient separately and check both against the oracles."""
+    check_value(
+        call(name, "value", args, device, reduction=reduction), name, args, reduction, dtype, device
+    )
+    check_grad(
+        call(name, "grad", args, device, reduction=reduction), name, args, reduction, dtype, device
+    )
+
+
 def cases(grid_cpu, grid_gpu, ident):
     """pytest params (device first, fed to the ``device`` fixture indirectly)."""
     out = [pytest.param("cpu", *c, id="cpu-" + ident(*c)) for c in grid_cpu]
@@ -358,12 +368,7 @@ def _nd_elementwise_cases():
 def test_nd_elementwise(device, name, dtype, reduction):
     """Elementwise losses on (3, 5, 7) arrays: "none" and the gradient keep the shape."""
     args = O.make_inputs(name, 0, dtype, rng_for(name, "nd"), shape=(3, 5, 7))
-    check_value(
-        call(name, "value", args, device, reduction=reduction), name, args, reduction, dtype, device
-    )
-    check_grad(
-        call(name, "grad", args, device, reduction=reduction), name, args, reduction, dtype, device
-    )
+    check_value_and_grad(name, args, reduction, dtype, device)
     # the same as on the flattened data
     flat = tuple(a.reshape(-1) for a in args)
     g_flat = to_host(call(name, "grad", flat, device, reduction=reduction))
@@ -400,12 +405,7 @@ def test_nd_rows(device, name, shape, dtype, reduction):
     args = O.make_inputs(name, 0, dtype, rng_for(name, shape, dtype), shape=shape)
     if name == "nll":
         assert args[1].shape == (shape[0], *shape[2:])
-    check_value(
-        call(name, "value", args, device, reduction=reduction), name, args, reduction, dtype, device
-    )
-    check_grad(
-        call(name, "grad", args, device, reduction=reduction), name, args, reduction, dtype, device
-    )
+    check_value_and_grad(name, args, reduction, dtype, device)
 
 
 @pytest.mark.parametrize("device", ["cpu", "gpu"], indirect=True)
@@ -471,22 +471,7 @@ def test_mixed_float32_float64(device, name, first, second):
     else:
         expected = pred_dtype  # the other argument is a label (or int nll targets)
     for reduction in O.REDUCTIONS:
-        check_value(
-            call(name, "value", args, device, reduction=reduction),
-            name,
-            args,
-            reduction,
-            expected,
-            device,
-        )
-        check_grad(
-            call(name, "grad", args, device, reduction=reduction),
-            name,
-            args,
-            reduction,
-            expected,
-            device,
-        )
+        check_value_and_grad(name, args, reduction, expected, device)
 
 
 INT_KINDS = ("int8", "int32", "int64", "uint16", "bool")
@@ -531,22 +516,7 @@ def _int_cases():
 def test_int_and_bool_inputs_compute_in_float64(device, name, kind):
     args = _int_inputs(name, kind)
     for reduction in O.REDUCTIONS:
-        check_value(
-            call(name, "value", args, device, reduction=reduction),
-            name,
-            args,
-            reduction,
-            "float64",
-            device,
-        )
-        check_grad(
-            call(name, "grad", args, device, reduction=reduction),
-            name,
-            args,
-            reduction,
-            "float64",
-            device,
-        )
+        check_value_and_grad(name, args, reduction, "float64", device)
 
 
 LABEL_DTYPES = {
@@ -578,22 +548,7 @@ def test_label_dtypes_do_not_change_the_result_dtype(device, name, label_dtype, 
     )
     assert args[O.SPECS[name].label].dtype == np.dtype(label_dtype)
     for reduction in O.REDUCTIONS:
-        check_value(
-            call(name, "value", args, device, reduction=reduction),
-            name,
-            args,
-            reduction,
-            dtype,
-            device,
-        )
-        check_grad(
-            call(name, "grad", args, device, reduction=reduction),
-            name,
-            args,
-            reduction,
-            dtype,
-            device,
-        )
+        check_value_and_grad(name, args, reduction, dtype, device)
 
 
 @pytest.mark.parametrize("device", ["cpu"], indirect=True)
