@@ -20,6 +20,7 @@ from numba import njit
 
 import mlkernels
 from mlkernels import _registry
+from mlkernels._bench import _noop, synchronizer
 
 try:  # import once in the server, not in every benchmark process; starts no driver
     from numba import cuda
@@ -48,15 +49,6 @@ def require(device: str) -> None:
     """Skip (asv records n/a) when ``device`` is "cuda" and no real GPU is usable."""
     if device == "cuda" and (cuda is None or not mlkernels.cuda_available()):
         raise NotImplementedError("no usable CUDA GPU")
-
-
-def _noop() -> None:
-    pass
-
-
-def synchronizer(device: str) -> Callable[[], None]:
-    """``cuda.synchronize`` for the GPU (its reductions return without waiting)."""
-    return cuda.synchronize if device == "cuda" else _noop
 
 
 def median_seconds(*calls: tuple[Callable[[], object], Callable[[], None]]) -> list[float]:

@@ -11,12 +11,9 @@ Parameters with ``device="cuda"`` are skipped (n/a) when no real GPU is usable.
 
 from __future__ import annotations
 
-import numpy as np
-from numba import njit, prange
-
 from asv_benchmarks import _common
 from asv_benchmarks._common import DEVICES, DTYPES, LOSSES, SIZES
-from mlkernels import _registry
+from mlkernels import _bench, _registry
 
 
 class Losses:
@@ -69,20 +66,11 @@ class NumpyFormulas:
         self.formula(*self.args)
 
 
-@njit(parallel=True, fastmath={"reassoc", "contract"}, cache=False)
-def _sum2(a, b):  # pragma: no cover - compiled
-    s = 0.0
-    for i in prange(a.size):
-        s += a[i] + b[i]
-    return s
-
-
 class MemoryBandwidth:
-    """Streaming bandwidth of the machine, to relate the losses' GB/s to.
-
-    CPU: a numba parallel sum over two float64 arrays of 1e8 bytes together (read only,
-    as a loss reads its two inputs). GPU: a device-to-device copy of 512 MiB of float64,
-    counting the bytes read and written.
+    """Streaming bandwidth of the machine, to relate the losses' GB/s to: the main job's
+    probe (``mlkernels._bench.BandwidthProbe``). CPU: a numba parallel sum over two
+    float64 arrays of 80 MB each (read only, as a loss reads its two inputs). GPU: a
+    device-to-device copy of 256 MiB of float64, counting the bytes read and written.
     """
 
     params = (DEVICES,)
@@ -91,23 +79,9 @@ class MemoryBandwidth:
 
     def setup(self, device: str) -> None:
         _common.require(device)
-        sync = _common.synchronizer(device)
-        if device == "cuda":
-            src = _common.cuda.device_array(1 << 26, np.float64)
-            dst = _common.cuda.device_array(1 << 26, np.float64)
-            self.nbytes = 2 * src.nbytes
-            self.call = lambda: dst.copy_to_device(src)
-        else:
-            a = np.full(6_250_000, 1.0)
-            b = np.full(6_250_000, 2.0)
-            self.nbytes = a.nbytes + b.nbytes
-            self.call = lambda: _sum2(a, b)
-        self.call()  # compile the sum (about 1 s); the first copy
-        sync()
-        self.sync = sync
+        self.probe = _bench.BandwidthProbe(device, 0)
 
     def track_bandwidth(self, device: str) -> float:
-        (seconds,) = _common.median_seconds((self.call, self.sync))
-        return self.nbytes / seconds / 1e9
+        return self.probe.measure(repeat=5).gbps
 
     track_bandwidth.unit = "GB/s"
