@@ -124,13 +124,15 @@ def check_grad(got, name, args, reduction, dtype, device, *, hyper=None, rtol=No
 
 
 def check_value_and_grad(name, args, reduction, dtype, device):
-    """Call the loss and its gradient separately and check both against the oracles."""
-    check_value(
+    """Call the loss and its gradient separately, check both against the oracles and
+    return them (on the host)."""
+    v = check_value(
         call(name, "value", args, device, reduction=reduction), name, args, reduction, dtype, device
     )
-    check_grad(
+    g = check_grad(
         call(name, "grad", args, device, reduction=reduction), name, args, reduction, dtype, device
     )
+    return v, g
 
 
 def cases(grid_cpu, grid_gpu, ident):
@@ -659,23 +661,8 @@ def test_clipping_at_0_and_1(device, name, dtype):
     clip is active, as torch.clamp's."""
     args = _clip_inputs(name, dtype)
     for reduction in O.REDUCTIONS:
-        v = check_value(
-            call(name, "value", args, device, reduction=reduction),
-            name,
-            args,
-            reduction,
-            dtype,
-            device,
-        )
+        v, g = check_value_and_grad(name, args, reduction, dtype, device)
         assert np.all(np.isfinite(v))
-        g = check_grad(
-            call(name, "grad", args, device, reduction=reduction),
-            name,
-            args,
-            reduction,
-            dtype,
-            device,
-        )
         assert np.all(np.isfinite(g))
     # the verbatim formula, in float64, agrees on the mean
     args64 = tuple(np.asarray(a, np.float64) for a in args)
