@@ -97,7 +97,7 @@ def check_out(backend: ModuleType, out: Any, shape: tuple, dtype: np.dtype) -> A
     """Validate a user's ``out=`` array and return it as the backend's array type."""
     if (backend is _cpu) == on_gpu(out):
         raise DeviceMismatchError("out= must live on the same device as the inputs")
-    arr = backend.as_device_array(out) if backend is not _cpu else out
+    arr = backend.as_device_array(out)
     if not isinstance(arr, np.ndarray) and backend is _cpu:
         raise TypeError(f"out= must be a numpy.ndarray, not {type(out).__name__}")
     if tuple(arr.shape) != tuple(shape):
