@@ -6,6 +6,30 @@
 
 from mlkernels._dispatch import DeviceMismatchError
 from mlkernels._version import __version__
+from mlkernels.activations import (
+    elu,
+    elu_grad,
+    gelu,
+    gelu_grad,
+    leaky_relu,
+    leaky_relu_grad,
+    log_softmax,
+    log_softmax_grad,
+    mish,
+    mish_grad,
+    relu,
+    relu_grad,
+    selu,
+    selu_grad,
+    sigmoid,
+    sigmoid_grad,
+    softmax,
+    softmax_grad,
+    swish,
+    swish_grad,
+    tanh,
+    tanh_grad,
+)
 from mlkernels.config import cuda_available, launch_config, precompile, show_config
 from mlkernels.losses import (
     bce,
@@ -50,6 +74,20 @@ from mlkernels.losses import (
     squared_hinge,
     squared_hinge_grad,
     squared_hinge_value_and_grad,
+)
+from mlkernels.regularisation import (
+    batch_norm,
+    batch_norm_grad,
+    dropout,
+    elastic_net,
+    elastic_net_grad,
+    l1_grad,
+    l1_loss,
+    l2_grad,
+    l2_loss,
+    layer_norm,
+    layer_norm_grad,
+    max_norm,
 )
 
 __all__ = [name for name in dir() if not name.startswith("_")] + ["__version__"]

@@ -14,7 +14,17 @@ contains no gradient code and the gradient-only kernel no value code:
 * ``total`` a 1-element float64 array receiving the sum of the values: the *partial* of a
   reduction. Partials of chunks combine by addition; ``finish`` finalises them.
 
-The same three templates, with the same signature, exist for the GPU in ``_gpu.py``.
+Three more templates serve the families that map arrays to arrays (activations,
+normalisation); they compute in the data's own dtype:
+
+* ``unary``        ``out[i], gout[i] = f(x[i], i, params)``: activations, their
+  derivatives and dropout (``i`` is dropout's counter);
+* ``rows``         a reduction along the last axis, then an elementwise pass over the same
+  row: softmax, log_softmax, layer_norm and their backward passes;
+* ``cols_reduce`` / ``cols_emit``  a reduction along axis 0 into per-column statistics,
+  then an elementwise pass: batch_norm, its backward pass, max_norm.
+
+Every template has the same signature on the GPU, in ``_gpu.py``.
 """
 
 from __future__ import annotations
@@ -114,8 +124,135 @@ def rows_index(fg):
 TEMPLATES = {"elementwise": elementwise, "rows_dense": rows_dense, "rows_index": rows_index}
 
 
+@functools.cache
+def unary(f):
+    """``out[i], gout[i] = f(x[i], i, params)`` over a flat array (``None`` outputs pruned)."""
+
+    def kernel(x, params, out, gout):
+        for i in prange(x.size):
+            v, g = f(x[i], i, params)
+            if out is not None:
+                out[i] = v
+            if gout is not None:
+                gout[i] = g
+
+    return cpu_jit(kernel)
+
+
+@functools.cache
+def rows(op):
+    """A row-wise operation ``op`` over (n, c) arrays: a row per thread at a time.
+
+    ``op.part(x, y, w, params, i)`` reduces row ``i`` (of ``x``, and of ``y`` and the
+    per-column ``w`` when the operation has them) to a state tuple, in one pass;
+    ``op.emit(x, y, w, b, params, i, state, out)`` writes ``out[i]`` and returns two
+    per-row statistics, stored in ``stats[i]`` when asked.
+    """
+    part, emit = op.part, op.emit
+
+    def kernel(x, y, w, b, params, out, stats):
+        for i in prange(x.shape[0]):
+            state = part(x, y, w, params, i)
+            s0, s1 = emit(x, y, w, b, params, i, state, out)
+            if stats is not None:
+                stats[i, 0] = s0
+                stats[i, 1] = s1
+
+    return cpu_jit(kernel)
+
+
+@functools.cache
+def cols_reduce(op):
+    """Per-column statistics of (n, c) arrays over axis 0, into ``acc`` (K, c) float64.
+
+    The rows are cut into chunks, one per thread; ``op.push(acc_p, x, y, aux, params, r,
+    k, j)`` adds row ``r`` (the ``k``-th of its chunk, from 1) to column ``j`` of the
+    chunk's state ``acc_p`` (K, c); ``op.merge(acc, m, acc_p, m_p, j)`` merges a chunk's
+    state of ``m_p`` rows into the total of ``m`` rows, in chunk order (deterministic);
+    ``op.final(acc, n, params, j)`` turns the sums into the statistics. The inner loops run
+    along the columns, contiguous in memory, and vectorise.
+    """
+    push, merge, final = op.push, op.merge, op.final
+
+    def kernel(x, y, aux, params, parts, acc):
+        n, c = x.shape
+        chunks = parts.shape[0]
+        size = (n + chunks - 1) // chunks
+        for p in prange(chunks):
+            acc_p = parts[p]
+            acc_p[:] = 0.0
+            k = 0
+            for r in range(p * size, min(n, (p + 1) * size)):
+                k += 1
+                for j in range(c):
+                    push(acc_p, x, y, aux, params, r, k, j)
+        acc[:] = 0.0
+        m = 0
+        for p in range(chunks):
+            m_p = max(0, min(n, (p + 1) * size) - p * size)
+            if m_p > 0:
+                for j in range(c):
+                    merge(acc, m, parts[p], m_p, j)
+                m += m_p
+        for j in range(c):
+            final(acc, n, params, j)
+
+    return cpu_jit(kernel)
+
+
+@functools.cache
+def cols_emit(op):
+    """``out[r, j], out2[r, j] = op.emit(x, y, w, b, acc, params, r, j)`` from column statistics."""
+    emit = op.emit
+
+    def kernel(x, y, w, b, acc, params, out, out2):
+        n, c = x.shape
+        for r in prange(n):
+            for j in range(c):
+                v, v2 = emit(x, y, w, b, acc, params, r, j)
+                if out is not None:
+                    out[r, j] = v
+                if out2 is not None:
+                    out2[r, j] = v2
+
+    return cpu_jit(kernel)
+
+
+def col_chunks(n: int, c: int, k: int) -> int:
+    """Row chunks of a column reduction: up to 32 (one per thread and more, for balance),
+    fewer when the partial states (chunks x k x c float64) would pass 64 MB. A function of
+    the shape only, so results do not depend on the number of threads."""
+    return max(1, min(n, 32, (8 << 20) // max(1, k * c)))
+
+
+def run_unary(f, x, params, out, gout):
+    unary(f)(x, params, out, gout)
+
+
+def run_rows(op, x, y, w, b, params, out, stats):
+    if x.size:
+        rows(op)(x, y, w, b, params, out, stats)
+
+
+def run_cols(op, x, y, aux, w, b, params, out, out2):
+    """Column statistics (op.size, c) of (n, c) data, then the elementwise pass (if any
+    output is asked); returns the statistics."""
+    n, c = x.shape
+    chunks = col_chunks(n, c, op.size)
+    parts = np.empty((chunks, op.size, c))
+    acc = np.empty((op.size, c))
+    cols_reduce(op)(x, y, aux, params, parts, acc)
+    if out is not None or out2 is not None:
+        cols_emit(op)(x, y, w, b, acc, params, out, out2)
+    return acc
+
+
 def empty(shape, dtype):
     return np.empty(shape, dtype)
+
+
+def zeros(shape, dtype):
+    return np.zeros(shape, dtype)
 
 
 def launch(pattern, fg, a, b, params, mult, out, gout, want_total):

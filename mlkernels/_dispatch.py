@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,6 +25,28 @@ from mlkernels import _cpu
 from mlkernels._math import identity
 
 REDUCTIONS = ("mean", "sum", "none")
+
+
+class RowOp(NamedTuple):
+    """A row-wise operation for the ``rows`` templates: ``part`` reduces a row to a state,
+    ``emit`` writes the row's results from it (see ``_cpu.rows``)."""
+
+    part: Callable
+    emit: Callable
+
+
+class ColOp(NamedTuple):
+    """A column operation for the ``cols_*`` templates (see ``_cpu.cols_reduce``): ``size``
+    float64 statistics per column, built by ``push``, ``merge`` and ``final``; ``emit``
+    writes the elementwise results from them."""
+
+    size: int
+    push: Callable
+    merge: Callable
+    final: Callable
+    emit: Callable
+
+
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -117,6 +139,152 @@ def wrap(result: Any, like: Any) -> Any:
     if module == "torch":
         return sys.modules["torch"].as_tensor(result, device=like.device)
     return result
+
+
+def real_numbers(named: dict[str, Any]) -> dict[str, float]:
+    """Hyper-parameters as finite Python floats (TypeError / ValueError naming them)."""
+    values = {}
+    for name, v in named.items():
+        if isinstance(v, np.ndarray) and v.ndim == 0:
+            v = v.item()
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name} must be a real number, not {type(v).__name__}")
+        if not np.isfinite(v):
+            raise ValueError(f"{name} must be finite, not {v}")
+        values[name] = float(v)
+    return values
+
+
+def nonnegative(named: dict[str, Any]) -> tuple[float, ...]:
+    """Finite, non-negative hyper-parameters as a float tuple (for the kernels' params)."""
+    values = real_numbers(named)
+    for name, v in values.items():
+        if v < 0:
+            raise ValueError(f"{name} must be >= 0, got {v}")
+    return tuple(values.values())
+
+
+def _result(backend: ModuleType, out: Any, shape: tuple, dtype: np.dtype) -> Any:
+    if out is None:
+        return backend.empty(shape, dtype)
+    return check_out(backend, out, shape, dtype)
+
+
+def _give(backend: ModuleType, result: Any, out: Any, like: Any) -> Any:
+    """What the caller gets: its own ``out=`` object, or the result as its kind of array."""
+    if out is not None:
+        return out
+    return result if backend.is_host else wrap(result, like)
+
+
+def map_unary(f: Callable, want: str, x: Any, params: tuple, out: Any = None) -> Any:
+    """``f(x, i, params) -> (value, derivative)`` over every element of ``x``, any shape;
+    returns the values (``want="value"``) or the derivatives (``"grad"``)."""
+    backend, arrs = place({"x": x})
+    xa = arrs["x"]
+    dtype = real_dtype(arrs)
+    res = _result(backend, out, tuple(xa.shape), dtype)
+    flat_res = res.reshape(res.size)
+    value, grad = (flat_res, None) if want == "value" else (None, flat_res)
+    backend.run_unary(f, backend.flat(xa, dtype), params or (0.0,), value, grad)
+    return _give(backend, res, out, x)
+
+
+def _features(named: dict[str, Any], shape: tuple, what: str) -> None:
+    for name, a in named.items():
+        if a is not None and tuple(a.shape) != shape:
+            raise ValueError(
+                f"{name} has shape {tuple(a.shape)}; it must have shape {shape} ({what})"
+            )
+
+
+def map_rows(
+    op: Any,
+    x: tuple[str, Any],
+    y: tuple[str, Any] | None,
+    w: tuple[str, Any] | None,
+    b: tuple[str, Any] | None,
+    params: tuple,
+    out: Any = None,
+    stats: bool = False,
+) -> Any:
+    """A row-wise operation along the last axis of ``x`` (see ``_cpu.rows``).
+
+    Arguments are ``(name, array)`` pairs: ``y`` has the shape of ``x``, ``w`` and ``b``
+    the shape of its last axis. Returns the result of ``x``'s shape, and with
+    ``stats=True`` also the (rows, 2) float64 per-row statistics (on the device).
+    """
+    named = dict(p for p in (x, y, w, b) if p is not None)
+    backend, arrs = place(named)
+    dtype = real_dtype(arrs)
+    xa = arrs[x[0]]
+    if xa.ndim == 0:
+        raise ValueError(f"{x[0]} must have at least one dimension (the one normalised)")
+    shape = tuple(xa.shape)
+    c = shape[-1]
+    n = int(np.prod(shape[:-1], dtype=np.int64))
+    if y is not None:
+        same_shape(x[0], xa, y[0], arrs[y[0]])
+    feats = {p[0]: arrs[p[0]] for p in (w, b) if p is not None}
+    _features(feats, (c,), f"the last axis of {x[0]}")
+
+    res = _result(backend, out, shape, dtype)
+    x2 = backend.flat(xa, dtype).reshape(n, c)
+    y2 = None if y is None else backend.flat(arrs[y[0]], dtype).reshape(n, c)
+    w1 = None if w is None else backend.flat(arrs[w[0]], dtype)
+    b1 = None if b is None else backend.flat(arrs[b[0]], dtype)
+    st = backend.empty((n, 2), np.dtype(np.float64)) if stats else None
+    backend.run_rows(op, x2, y2, w1, b1, params, res.reshape(n, c), st)
+    result = _give(backend, res, out, x[1])
+    return (result, st) if stats else result
+
+
+def map_cols(
+    op: Any,
+    x: tuple[str, Any],
+    y: tuple[str, Any] | None = None,
+    w: tuple[str, Any] | None = None,
+    b: tuple[str, Any] | None = None,
+    params: tuple = (0.0,),
+    outputs: int = 1,
+    out: Any = None,
+    aux: Any = None,
+) -> tuple:
+    """A column operation along axis 0 of ``x`` (see ``_cpu.cols_reduce``).
+
+    ``y`` has the shape of ``x``, ``w`` and ``b`` the shape ``x.shape[1:]`` (the columns);
+    ``aux`` is passed to the reduction as it is. ``outputs`` (0, 1 or 2) arrays of ``x``'s
+    shape are written by the elementwise pass, the first into ``out=`` if given. Returns
+    ``(first output, second output, statistics (op.size, c) float64, backend, dtype)``.
+    """
+    named = dict(p for p in (x, y, w, b) if p is not None)
+    backend, arrs = place(named)
+    dtype = real_dtype(arrs)
+    xa = arrs[x[0]]
+    if xa.ndim == 0:
+        raise ValueError(f"{x[0]} must have at least one dimension (axis 0 is reduced)")
+    shape = tuple(xa.shape)
+    n = shape[0]
+    c = int(np.prod(shape[1:], dtype=np.int64))
+    if y is not None:
+        same_shape(x[0], xa, y[0], arrs[y[0]])
+    feats = {p[0]: arrs[p[0]] for p in (w, b) if p is not None}
+    _features(feats, shape[1:], f"the shape of {x[0]} without axis 0")
+
+    def cols(pair):
+        return None if pair is None else backend.flat(arrs[pair[0]], dtype).reshape(n, c)
+
+    def features(pair):
+        return None if pair is None else backend.flat(arrs[pair[0]], dtype)
+
+    res = [_result(backend, out if i == 0 else None, shape, dtype) for i in range(outputs)]
+    k_out = [r.reshape(n, c) for r in res] + [None] * (2 - outputs)
+    acc = backend.run_cols(
+        op, cols(x), cols(y), aux, features(w), features(b), params, k_out[0], k_out[1]
+    )
+    res = [_give(backend, r, out if i == 0 else None, x[1]) for i, r in enumerate(res)]
+    res += [None] * (2 - outputs)
+    return res[0], res[1], acc, backend, dtype
 
 
 def run_terms(

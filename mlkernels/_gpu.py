@@ -72,6 +72,10 @@ def empty(shape, dtype):
     return cuda.device_array(shape, dtype)
 
 
+def zeros(shape, dtype):
+    return cuda.to_device(np.zeros(shape, dtype))
+
+
 def flat(x, dtype):
     """A C-contiguous 1-D device array of ``x`` in ``dtype`` (copied on the device if needed)."""
     if np.dtype(x.dtype) != dtype or not x.is_c_contiguous():
@@ -274,6 +278,139 @@ def _rescale(g, dfac):
 
 
 TEMPLATES = {"elementwise": elementwise, "rows_dense": rows_dense, "rows_index": rows_index}
+
+
+@functools.cache
+def unary(f):
+    """``out[i], gout[i] = f(x[i], i, params)`` over a flat array (``None`` outputs pruned)."""
+
+    def kernel(x, params, out, gout):
+        for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+            v, g = f(x[i], i, params)
+            if out is not None:
+                out[i] = v
+            if gout is not None:
+                gout[i] = g
+
+    return cuda.jit(kernel)
+
+
+@functools.cache
+def rows(op):
+    """A row-wise operation over (n, c) arrays, a thread per row (see ``_cpu.rows``)."""
+    part, emit = op.part, op.emit
+
+    def kernel(x, y, w, b, params, out, stats):
+        for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+            state = part(x, y, w, params, i)
+            s0, s1 = emit(x, y, w, b, params, i, state, out)
+            if stats is not None:
+                stats[i, 0] = s0
+                stats[i, 1] = s1
+
+    return cuda.jit(kernel)
+
+
+@functools.cache
+def cols_push(op):
+    """Chunk states of a column reduction (see ``_cpu.cols_reduce``): a thread per (chunk,
+    column); adjacent threads read adjacent columns, so the loads coalesce."""
+    push = op.push
+
+    def kernel(x, y, aux, params, parts):
+        n, c = x.shape
+        chunks = parts.shape[0]
+        size = (n + chunks - 1) // chunks
+        for t in range(cuda.grid(1), chunks * c, cuda.gridsize(1)):
+            p = t // c
+            j = t - p * c
+            acc_p = parts[p]
+            for q in range(acc_p.shape[0]):
+                acc_p[q, j] = 0.0
+            k = 0
+            for r in range(p * size, min(n, (p + 1) * size)):
+                k += 1
+                push(acc_p, x, y, aux, params, r, k, j)
+
+    return cuda.jit(kernel)
+
+
+@functools.cache
+def cols_merge(op):
+    """Merge the chunk states in chunk order and finalise: a thread per column."""
+    merge, final = op.merge, op.final
+
+    def kernel(n, params, parts, acc):
+        chunks = parts.shape[0]
+        c = acc.shape[1]
+        size = (n + chunks - 1) // chunks
+        for j in range(cuda.grid(1), c, cuda.gridsize(1)):
+            for q in range(acc.shape[0]):
+                acc[q, j] = 0.0
+            m = 0
+            for p in range(chunks):
+                m_p = max(0, min(n, (p + 1) * size) - p * size)
+                if m_p > 0:
+                    merge(acc, m, parts[p], m_p, j)
+                    m += m_p
+            final(acc, n, params, j)
+
+    return cuda.jit(kernel)
+
+
+@functools.cache
+def cols_emit(op):
+    """``out[r, j], out2[r, j] = op.emit(x, y, w, b, acc, params, r, j)``, a thread per element."""
+    emit = op.emit
+
+    def kernel(x, y, w, b, acc, params, out, out2):
+        n, c = x.shape
+        for t in range(cuda.grid(1), n * c, cuda.gridsize(1)):
+            r = t // c
+            j = t - r * c
+            v, v2 = emit(x, y, w, b, acc, params, r, j)
+            if out is not None:
+                out[r, j] = v
+            if out2 is not None:
+                out2[r, j] = v2
+
+    return cuda.jit(kernel)
+
+
+def run_unary(f, x, params, out, gout):
+    threads, blocks = _shape(x.size)
+    if x.size:
+        unary(f)[blocks, threads](x, params, out, gout)
+
+
+def run_rows(op, x, y, w, b, params, out, stats):
+    threads, blocks = _shape(x.shape[0])
+    if x.size:
+        rows(op)[blocks, threads](x, y, w, b, params, out, stats)
+
+
+def col_chunks(n: int, c: int, k: int) -> int:
+    """Row chunks of a column reduction: enough (chunk, column) threads to fill the GPU,
+    and partial states (chunks x k x c float64) of at most 64 MB."""
+    return max(1, min(n, -(-65536 // max(1, c)), (8 << 20) // max(1, k * c)))
+
+
+def run_cols(op, x, y, aux, w, b, params, out, out2):
+    """Column statistics (op.size, c) of (n, c) data, then the elementwise pass (if any
+    output is asked); returns the statistics (left on the device)."""
+    n, c = x.shape
+    chunks = col_chunks(n, c, op.size)
+    parts = cuda.device_array((chunks, op.size, c), np.float64)
+    acc = cuda.device_array((op.size, c), np.float64)
+    if c:
+        threads, blocks = _shape(chunks * c)
+        cols_push(op)[blocks, threads](x, y, aux, params, parts)
+        threads, blocks = _shape(c)
+        cols_merge(op)[blocks, threads](n, params, parts, acc)
+    if (out is not None or out2 is not None) and x.size:
+        threads, blocks = _shape(x.size)
+        cols_emit(op)[blocks, threads](x, y, w, b, acc, params, out, out2)
+    return acc
 
 
 def launch(pattern, fg, a, b, params, mult, out, gout, want_total):

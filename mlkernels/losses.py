@@ -259,16 +259,9 @@ class Loss:
         out = arguments.pop("out", None)
         if reduction not in _dispatch.REDUCTIONS:
             raise ValueError(f"reduction must be one of {_dispatch.REDUCTIONS}, not {reduction!r}")
-        hyper = {k: arguments[k] for k in self.hyper}
-        for k, v in hyper.items():
-            if isinstance(v, np.ndarray) and v.ndim == 0:
-                hyper[k] = v = v.item()
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-                raise TypeError(f"{k} must be a real number, not {type(v).__name__}")
-            if not math.isfinite(v):
-                raise ValueError(f"{k} must be finite, not {v}")
+        hyper = _dispatch.real_numbers({k: arguments[k] for k in self.hyper})
         self.check(**hyper)
-        params = tuple(float(v) for v in hyper.values()) + self.constants or (0.0,)
+        params = tuple(hyper.values()) + self.constants or (0.0,)
         return reduction, out, params, self.prepare(arguments)
 
     def run(self, args: tuple, kwargs: dict, want: str):

@@ -1,0 +1,378 @@
+"""Activations and their derivatives, elementwise and along the last axis (softmax).
+
+Each elementwise activation is ONE scalar function ``f(x, i, params) -> (value,
+derivative)`` written once for both devices (``i``, the element's index, is unused here;
+dropout needs it) and computed in the data's own precision: float32 data in float32 (the
+CPU kernels then run 8 lanes wide on AVX2 with :mod:`mlkernels._vmath`), float64 in
+float64. Constants go through ``like(x, c)`` so that they take ``x``'s type. The public
+functions are thin: ``sigmoid(x)`` returns the values, ``sigmoid_grad(x)`` the
+derivatives, both through the ``unary`` template (the unused half is removed at compile
+time).
+
+Where the NumPy formula overflows, the function is rewritten with ``e = exp(-|x|)``, which
+lies in (0, 1]: sigmoid, swish, gelu, mish and the derivatives are then finite and exact
+to rounding for every input, and NaN stays NaN.
+
+softmax and log_softmax (and their vector-Jacobian products) are row operations: one pass
+for the row's max, one for the sum of exponentials (the row is then in cache), one to
+write; see :class:`mlkernels._dispatch.RowOp`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from numba import float64
+from numba.extending import register_jitable
+
+from mlkernels import _dispatch
+from mlkernels._dispatch import RowOp
+from mlkernels._vmath import exp, expm1, like, log
+from mlkernels._vmath import tanh as _tanh
+
+__all__ = [
+    "elu",
+    "elu_grad",
+    "gelu",
+    "gelu_grad",
+    "leaky_relu",
+    "leaky_relu_grad",
+    "log_softmax",
+    "log_softmax_grad",
+    "mish",
+    "mish_grad",
+    "relu",
+    "relu_grad",
+    "selu",
+    "selu_grad",
+    "sigmoid",
+    "sigmoid_grad",
+    "softmax",
+    "softmax_grad",
+    "swish",
+    "swish_grad",
+    "tanh",
+    "tanh_grad",
+]
+
+SELU_ALPHA = 1.6732632423543772
+SELU_LAMBDA = 1.0507009873554805
+GELU_C = 0.7978845608028654  # sqrt(2 / pi)
+GELU_A = 0.044715
+
+
+# --------------------------------------------------------------------------------------
+# Scalar functions: (value, derivative), in x's precision.
+# --------------------------------------------------------------------------------------
+
+
+@register_jitable
+def _logistic(x):
+    """(σ(x), σ'(x)) from e = exp(-|x|) in (0, 1]: σ = 1/(1+e) or e/(1+e), σ' = e/(1+e)²."""
+    one = like(x, 1.0)
+    e = exp(-abs(x))
+    r = one / (one + e)
+    s = r if x >= 0 else e * r
+    return s, e * r * r
+
+
+@register_jitable
+def _sigmoid(x, i, params):
+    return _logistic(x)
+
+
+@register_jitable
+def _tanh_fg(x, i, params):
+    # 1 - tanh² = 4e / (1 + e)² with e = exp(-2|x|): no cancellation where tanh is near ±1
+    one = like(x, 1.0)
+    e = exp(like(x, -2.0) * abs(x))
+    d = one + e
+    return _tanh(x), like(x, 4.0) * e / (d * d)
+
+
+@register_jitable
+def _relu(x, i, params):
+    zero = like(x, 0.0)
+    one = like(x, 1.0)
+    return (zero if x <= 0 else x), (zero if x <= 0 else (one if x > 0 else x))
+
+
+@register_jitable
+def _leaky_relu(x, i, params):
+    alpha = like(x, params[0])
+    one = like(x, 1.0)
+    return (x if x > 0 else alpha * x), (one if x > 0 else (alpha if x <= 0 else x))
+
+
+@register_jitable
+def _elu(x, i, params):
+    alpha = like(x, params[0])
+    one = like(x, 1.0)
+    return (x if x > 0 else alpha * expm1(x)), (one if x > 0 else alpha * exp(x))
+
+
+@register_jitable
+def _selu(x, i, params):
+    lam = like(x, SELU_LAMBDA)
+    la = like(x, SELU_LAMBDA * SELU_ALPHA)
+    return (lam * x if x > 0 else la * expm1(x)), (lam if x > 0 else la * exp(x))
+
+
+@register_jitable
+def _gelu(x, i, params):
+    # 0.5 x (1 + tanh(u)) = x σ(2u): no cancellation of 1 + tanh(u) for x << 0
+    c = like(x, GELU_C)
+    a3 = like(x, 3.0 * GELU_A)
+    x2 = x * x
+    u2 = like(x, 2.0) * c * x * (like(x, 1.0) + like(x, GELU_A) * x2)
+    s, ds = _logistic(u2)
+    du2 = like(x, 2.0) * c * (like(x, 1.0) + a3 * x2)
+    d = s + (x * ds) * du2
+    return x * s, (s if ds == 0 else d)  # ds underflows first: the limit is s (0 or 1)
+
+
+@register_jitable
+def _swish(x, i, params):
+    s, ds = _logistic(x)
+    return x * s, s + x * ds
+
+
+@register_jitable
+def _mish(x, i, params):
+    # tanh(softplus(x)) = n / (n + 2), n = eˣ (eˣ + 2); written with q = exp(-|x|) so that
+    # nothing overflows, and with 1 - t given directly (no cancellation where t is near 1)
+    one = like(x, 1.0)
+    two = like(x, 2.0)
+    q = exp(-abs(x))
+    big = one + two * q
+    den_pos = big + two * q * q
+    n = q * (q + two)
+    t = big / den_pos if x > 0 else n / (n + two)
+    om = two * q * q / den_pos if x > 0 else two / (n + two)
+    sig = one / (one + q) if x > 0 else q / (one + q)
+    return x * t, t + x * (om * (two - om)) * sig
+
+
+# --------------------------------------------------------------------------------------
+# Elementwise activations.
+# --------------------------------------------------------------------------------------
+
+
+def _alpha(alpha: Any) -> tuple[float, ...]:
+    return tuple(_dispatch.real_numbers({"alpha": alpha}).values())
+
+
+def sigmoid(x, *, out=None):
+    """Sigmoid, ``σ(x) = 1 / (1 + e^{-x})``; exact 0 and 1 at ±1000, no overflow."""
+    return _dispatch.map_unary(_sigmoid, "value", x, (), out)
+
+
+def sigmoid_grad(x, *, out=None):
+    """``σ'(x) = σ(x) (1 - σ(x))``, computed as ``e / (1 + e)²``, ``e = exp(-|x|)``."""
+    return _dispatch.map_unary(_sigmoid, "grad", x, (), out)
+
+
+def tanh(x, *, out=None):
+    """Hyperbolic tangent, ``tanh(x)``."""
+    return _dispatch.map_unary(_tanh_fg, "value", x, (), out)
+
+
+def tanh_grad(x, *, out=None):
+    """``1 - tanh²(x)``, computed as ``4e / (1 + e)²``, ``e = exp(-2|x|)``: accurate
+    where ``tanh(x)`` rounds to ±1."""
+    return _dispatch.map_unary(_tanh_fg, "grad", x, (), out)
+
+
+def relu(x, *, out=None):
+    """ReLU, ``max(0, x)`` (NaN stays NaN, as ``numpy.maximum``)."""
+    return _dispatch.map_unary(_relu, "value", x, (), out)
+
+
+def relu_grad(x, *, out=None):
+    """1 where ``x > 0``, else 0 (0 at 0, as PyTorch); NaN for NaN. In ``x``'s float
+    dtype (the formula's ``astype(float)`` gives float64 even for float32 data)."""
+    return _dispatch.map_unary(_relu, "grad", x, (), out)
+
+
+def leaky_relu(x, alpha=0.01, *, out=None):
+    """Leaky ReLU, ``x`` if ``x > 0`` else ``αx``."""
+    return _dispatch.map_unary(_leaky_relu, "value", x, _alpha(alpha), out)
+
+
+def leaky_relu_grad(x, alpha=0.01, *, out=None):
+    """1 where ``x > 0``, else ``α`` (``α`` at 0, as PyTorch); NaN for NaN."""
+    return _dispatch.map_unary(_leaky_relu, "grad", x, _alpha(alpha), out)
+
+
+def elu(x, alpha=1.0, *, out=None):
+    """ELU, ``x`` if ``x > 0`` else ``α (eˣ - 1)``, with ``expm1`` (accurate near 0)."""
+    return _dispatch.map_unary(_elu, "value", x, _alpha(alpha), out)
+
+
+def elu_grad(x, alpha=1.0, *, out=None):
+    """1 where ``x > 0``, else ``α eˣ`` (``α`` at 0, as PyTorch)."""
+    return _dispatch.map_unary(_elu, "grad", x, _alpha(alpha), out)
+
+
+def selu(x, *, out=None):
+    """SELU, ``λ x`` if ``x > 0`` else ``λ α (eˣ - 1)`` (λ, α: ``SELU_LAMBDA``, ``SELU_ALPHA``)."""
+    return _dispatch.map_unary(_selu, "value", x, (), out)
+
+
+def selu_grad(x, *, out=None):
+    """``λ`` where ``x > 0``, else ``λ α eˣ``."""
+    return _dispatch.map_unary(_selu, "grad", x, (), out)
+
+
+def gelu(x, *, out=None):
+    """GELU, tanh approximation: ``0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))``.
+
+    Computed as ``x σ(2u)`` (the same function), which neither cancels for ``x << 0``
+    nor overflows: ``gelu(1e4) = 1e4``, ``gelu(-1e4) = -0``.
+    """
+    return _dispatch.map_unary(_gelu, "value", x, (), out)
+
+
+def gelu_grad(x, *, out=None):
+    """Derivative of :func:`gelu`: ``σ(2u) + 2 x σ'(2u) u'``, ``u' = √(2/π)(1 + 3·0.044715 x²)``."""
+    return _dispatch.map_unary(_gelu, "grad", x, (), out)
+
+
+def swish(x, *, out=None):
+    """Swish (SiLU), ``x σ(x)``; finite for every input."""
+    return _dispatch.map_unary(_swish, "value", x, (), out)
+
+
+def swish_grad(x, *, out=None):
+    """``σ(x) + x σ(x)(1 - σ(x))``."""
+    return _dispatch.map_unary(_swish, "grad", x, (), out)
+
+
+def mish(x, *, out=None):
+    """Mish, ``x tanh(softplus(x))``, as ``x n / (n + 2)``, ``n = eˣ (eˣ + 2)`` written with
+    ``exp(-|x|)``: ``mish(1000) == 1000`` where the formula gives NaN."""
+    return _dispatch.map_unary(_mish, "value", x, (), out)
+
+
+def mish_grad(x, *, out=None):
+    """``t + x (1 - t²) σ(x)``, ``t = tanh(softplus(x))``, with ``1 - t`` computed directly."""
+    return _dispatch.map_unary(_mish, "grad", x, (), out)
+
+
+# --------------------------------------------------------------------------------------
+# softmax and log_softmax: row operations along the last axis.
+# --------------------------------------------------------------------------------------
+
+
+@register_jitable
+def _row_max(x, i):
+    m = like(x[i, 0], -math.inf)
+    for k in range(x.shape[1]):
+        v = x[i, k]
+        m = v if v > m else m  # NaN is skipped here and comes back through the sum
+    return m
+
+
+@register_jitable
+def _exp_sum(x, y, w, params, i):
+    """(max, Σ e^{x - max}, 0): the state of softmax and log_softmax."""
+    m = _row_max(x, i)
+    s = 0.0
+    for k in range(x.shape[1]):
+        s += float64(exp(x[i, k] - m))
+    return m, s, 0.0
+
+
+@register_jitable
+def _softmax_emit(x, y, w, b, params, i, state, out):
+    m, s, _ = state
+    r = like(m, 1.0 / s)
+    for k in range(x.shape[1]):
+        out[i, k] = exp(x[i, k] - m) * r
+    return 0.0, 0.0
+
+
+@register_jitable
+def _log_softmax_emit(x, y, w, b, params, i, state, out):
+    m, s, _ = state
+    lse = float64(m) + log(s)
+    for k in range(x.shape[1]):
+        out[i, k] = float64(x[i, k]) - lse
+    return 0.0, 0.0
+
+
+@register_jitable
+def _exp_dot(x, y, w, params, i):
+    """(max, Σ e^{x - max}, Σ e^{x - max} dy): the state of softmax's VJP."""
+    m = _row_max(x, i)
+    s = 0.0
+    t = 0.0
+    for k in range(x.shape[1]):
+        e = float64(exp(x[i, k] - m))
+        s += e
+        t += e * float64(y[i, k])
+    return m, s, t
+
+
+@register_jitable
+def _softmax_vjp(x, y, w, b, params, i, state, out):
+    m, s, t = state
+    r = 1.0 / s
+    dot = t * r  # Σ softmax(x) dy
+    for k in range(x.shape[1]):
+        out[i, k] = float64(exp(x[i, k] - m)) * r * (float64(y[i, k]) - dot)
+    return 0.0, 0.0
+
+
+@register_jitable
+def _exp_sum_dy(x, y, w, params, i):
+    """(max, Σ e^{x - max}, Σ dy): the state of log_softmax's VJP."""
+    m = _row_max(x, i)
+    s = 0.0
+    d = 0.0
+    for k in range(x.shape[1]):
+        s += float64(exp(x[i, k] - m))
+        d += float64(y[i, k])
+    return m, s, d
+
+
+@register_jitable
+def _log_softmax_vjp(x, y, w, b, params, i, state, out):
+    m, s, d = state
+    r = d / s
+    for k in range(x.shape[1]):
+        out[i, k] = float64(y[i, k]) - float64(exp(x[i, k] - m)) * r
+    return 0.0, 0.0
+
+
+SOFTMAX = RowOp(_exp_sum, _softmax_emit)
+LOG_SOFTMAX = RowOp(_exp_sum, _log_softmax_emit)
+SOFTMAX_VJP = RowOp(_exp_dot, _softmax_vjp)
+LOG_SOFTMAX_VJP = RowOp(_exp_sum_dy, _log_softmax_vjp)
+
+
+def softmax(x, *, out=None):
+    """Softmax along the last axis, ``e^{x_k - max} / Σ_j e^{x_j - max}``.
+
+    A row with NaN or +inf gives NaN (as PyTorch); ``softmax([1000, 1000]) = [.5, .5]``.
+    """
+    return _dispatch.map_rows(SOFTMAX, ("x", x), None, None, None, (0.0,), out)
+
+
+def log_softmax(x, *, out=None):
+    """Log-softmax along the last axis, ``x - max - log Σ e^{x - max}`` (the subtraction
+    in float64, so float32 results are exact to rounding)."""
+    return _dispatch.map_rows(LOG_SOFTMAX, ("x", x), None, None, None, (0.0,), out)
+
+
+def softmax_grad(x, dy, *, out=None):
+    """Vector-Jacobian product of :func:`softmax` along the last axis:
+    ``s (dy - Σ s dy)``, ``s = softmax(x)``."""
+    return _dispatch.map_rows(SOFTMAX_VJP, ("x", x), ("dy", dy), None, None, (0.0,), out)
+
+
+def log_softmax_grad(x, dy, *, out=None):
+    """Vector-Jacobian product of :func:`log_softmax` along the last axis:
+    ``dy - softmax(x) Σ dy``."""
+    return _dispatch.map_rows(LOG_SOFTMAX_VJP, ("x", x), ("dy", dy), None, None, (0.0,), out)
