@@ -143,17 +143,18 @@ def unary(f):
 def rows(op):
     """A row-wise operation ``op`` over (n, c) arrays: a row per thread at a time.
 
-    ``op.part(x, y, w, params, i)`` reduces row ``i`` (of ``x``, and of ``y`` and the
-    per-column ``w`` when the operation has them) to a state tuple, in one pass;
-    ``op.emit(x, y, w, b, params, i, state, out)`` writes ``out[i]`` and returns two
-    per-row statistics, stored in ``stats[i]`` when asked.
+    ``op.part(x, y, w, params)`` reduces a row ``x`` (and the row ``y`` and the
+    per-column ``w`` when the operation has them; 1-D views) to a state tuple, in one
+    pass; ``op.emit(x, y, w, b, params, state, out)`` writes the row ``out`` and returns
+    two per-row statistics, stored in ``stats[i]`` when asked.
     """
     part, emit = op.part, op.emit
 
     def kernel(x, y, w, b, params, out, stats):
         for i in prange(x.shape[0]):
-            state = part(x, y, w, params, i)
-            s0, s1 = emit(x, y, w, b, params, i, state, out)
+            yi = y[i] if y is not None else None
+            state = part(x[i], yi, w, params)
+            s0, s1 = emit(x[i], yi, w, b, params, state, out[i])
             if stats is not None:
                 stats[i, 0] = s0
                 stats[i, 1] = s1
@@ -166,11 +167,12 @@ def cols_reduce(op):
     """Per-column statistics of (n, c) arrays over axis 0, into ``acc`` (K, c) float64.
 
     The rows are cut into chunks, one per thread; ``op.push(acc_p, x, y, aux, params, r,
-    k, j)`` adds row ``r`` (the ``k``-th of its chunk, from 1) to column ``j`` of the
-    chunk's state ``acc_p`` (K, c); ``op.merge(acc, m, acc_p, m_p, j)`` merges a chunk's
+    k, lo, hi)`` adds row ``r`` (the ``k``-th of its chunk, from 1) to the columns
+    ``lo:hi`` of the chunk's state ``acc_p`` (K, c) (all columns here; one per thread on
+    the GPU); ``op.merge(acc, m, acc_p, m_p, j)`` merges a chunk's
     state of ``m_p`` rows into the total of ``m`` rows, in chunk order (deterministic);
-    ``op.final(acc, n, params, j)`` turns the sums into the statistics. The inner loops run
-    along the columns, contiguous in memory, and vectorise.
+    ``op.final(acc, n, params, j)`` turns the sums into the statistics. ``push`` loops along
+    the columns of a row through 1-D views (contiguous in memory): it vectorises.
     """
     push, merge, final = op.push, op.merge, op.final
 
@@ -184,8 +186,7 @@ def cols_reduce(op):
             k = 0
             for r in range(p * size, min(n, (p + 1) * size)):
                 k += 1
-                for j in range(c):
-                    push(acc_p, x, y, aux, params, r, k, j)
+                push(acc_p, x, y, aux, params, r, k, 0, c)
         acc[:] = 0.0
         m = 0
         for p in range(chunks):

@@ -302,8 +302,9 @@ def rows(op):
 
     def kernel(x, y, w, b, params, out, stats):
         for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
-            state = part(x, y, w, params, i)
-            s0, s1 = emit(x, y, w, b, params, i, state, out)
+            yi = y[i] if y is not None else None
+            state = part(x[i], yi, w, params)
+            s0, s1 = emit(x[i], yi, w, b, params, state, out[i])
             if stats is not None:
                 stats[i, 0] = s0
                 stats[i, 1] = s1
@@ -330,7 +331,7 @@ def cols_push(op):
             k = 0
             for r in range(p * size, min(n, (p + 1) * size)):
                 k += 1
-                push(acc_p, x, y, aux, params, r, k, j)
+                push(acc_p, x, y, aux, params, r, k, j, j + 1)
 
     return cuda.jit(kernel)
 

@@ -266,83 +266,83 @@ def mish_grad(x, *, out=None):
 
 
 @register_jitable
-def _row_max(x, i):
-    m = like(x[i, 0], -math.inf)
-    for k in range(x.shape[1]):
-        v = x[i, k]
+def _row_max(x):
+    m = like(x[0], -math.inf)
+    for k in range(x.size):
+        v = x[k]
         m = v if v > m else m  # NaN is skipped here and comes back through the sum
     return m
 
 
 @register_jitable
-def _exp_sum(x, y, w, params, i):
+def _exp_sum(x, y, w, params):
     """(max, Σ e^{x - max}, 0): the state of softmax and log_softmax."""
-    m = _row_max(x, i)
+    m = _row_max(x)
     s = 0.0
-    for k in range(x.shape[1]):
-        s += float64(exp(x[i, k] - m))
+    for k in range(x.size):
+        s += float64(exp(x[k] - m))
     return m, s, 0.0
 
 
 @register_jitable
-def _softmax_emit(x, y, w, b, params, i, state, out):
+def _softmax_emit(x, y, w, b, params, state, out):
     m, s, _ = state
     r = like(m, 1.0 / s)
-    for k in range(x.shape[1]):
-        out[i, k] = exp(x[i, k] - m) * r
+    for k in range(x.size):
+        out[k] = exp(x[k] - m) * r
     return 0.0, 0.0
 
 
 @register_jitable
-def _log_softmax_emit(x, y, w, b, params, i, state, out):
+def _log_softmax_emit(x, y, w, b, params, state, out):
     m, s, _ = state
     lse = float64(m) + log(s)
-    for k in range(x.shape[1]):
-        out[i, k] = float64(x[i, k]) - lse
+    for k in range(x.size):
+        out[k] = float64(x[k]) - lse
     return 0.0, 0.0
 
 
 @register_jitable
-def _exp_dot(x, y, w, params, i):
+def _exp_dot(x, y, w, params):
     """(max, Σ e^{x - max}, Σ e^{x - max} dy): the state of softmax's VJP."""
-    m = _row_max(x, i)
+    m = _row_max(x)
     s = 0.0
     t = 0.0
-    for k in range(x.shape[1]):
-        e = float64(exp(x[i, k] - m))
+    for k in range(x.size):
+        e = float64(exp(x[k] - m))
         s += e
-        t += e * float64(y[i, k])
+        t += e * float64(y[k])
     return m, s, t
 
 
 @register_jitable
-def _softmax_vjp(x, y, w, b, params, i, state, out):
+def _softmax_vjp(x, y, w, b, params, state, out):
     m, s, t = state
     r = 1.0 / s
     dot = t * r  # Σ softmax(x) dy
-    for k in range(x.shape[1]):
-        out[i, k] = float64(exp(x[i, k] - m)) * r * (float64(y[i, k]) - dot)
+    for k in range(x.size):
+        out[k] = float64(exp(x[k] - m)) * r * (float64(y[k]) - dot)
     return 0.0, 0.0
 
 
 @register_jitable
-def _exp_sum_dy(x, y, w, params, i):
+def _exp_sum_dy(x, y, w, params):
     """(max, Σ e^{x - max}, Σ dy): the state of log_softmax's VJP."""
-    m = _row_max(x, i)
+    m = _row_max(x)
     s = 0.0
     d = 0.0
-    for k in range(x.shape[1]):
-        s += float64(exp(x[i, k] - m))
-        d += float64(y[i, k])
+    for k in range(x.size):
+        s += float64(exp(x[k] - m))
+        d += float64(y[k])
     return m, s, d
 
 
 @register_jitable
-def _log_softmax_vjp(x, y, w, b, params, i, state, out):
+def _log_softmax_vjp(x, y, w, b, params, state, out):
     m, s, d = state
     r = d / s
-    for k in range(x.shape[1]):
-        out[i, k] = float64(y[i, k]) - float64(exp(x[i, k] - m)) * r
+    for k in range(x.size):
+        out[k] = float64(y[k]) - float64(exp(x[k] - m)) * r
     return 0.0, 0.0
 
 

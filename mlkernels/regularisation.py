@@ -193,9 +193,11 @@ def dropout(x, p=0.5, training=True, *, seed=None, out=None):
 
 
 @register_jitable
-def _sq_push(acc, x, y, aux, params, r, k, j):
-    v = float64(x[r, j])
-    acc[0, j] += v * v
+def _sq_push(acc, x, y, aux, params, r, k, lo, hi):
+    xr, ss = x[r], acc[0]
+    for j in range(lo, hi):
+        v = float64(xr[j])
+        ss[j] += v * v
 
 
 @register_jitable
@@ -232,18 +234,27 @@ def max_norm(W, c=3.0, *, out=None):
 
 
 @register_jitable
-def _welford_push(acc, x, y, aux, params, r, k, j):
-    """Add x[r, j] to column j's (mean, M2) and, when there is a dy, (mean of dy,
+def _welford_push(acc, x, y, aux, params, r, k, lo, hi):
+    """Add row r to its columns' (mean, M2) and, when there is a dy, (mean of dy,
     co-moment Σ (x - mean)(dy - mean of dy)) in acc[2:4]."""
     inv = 1.0 / k
-    v = float64(x[r, j])
-    d = v - acc[0, j]
-    acc[0, j] += d * inv
-    acc[1, j] += d * (v - acc[0, j])
-    if y is not None:
-        g = float64(y[r, j])
-        acc[2, j] += (g - acc[2, j]) * inv
-        acc[3, j] += d * (g - acc[2, j])
+    xr, mean, m2 = x[r], acc[0], acc[1]
+    if y is None:
+        for j in range(lo, hi):
+            v = float64(xr[j])
+            d = v - mean[j]
+            mean[j] += d * inv
+            m2[j] += d * (v - mean[j])
+    else:
+        yr, mean_y, co = y[r], acc[2], acc[3]
+        for j in range(lo, hi):
+            v = float64(xr[j])
+            d = v - mean[j]
+            mean[j] += d * inv
+            m2[j] += d * (v - mean[j])
+            g = float64(yr[j])
+            mean_y[j] += (g - mean_y[j]) * inv
+            co[j] += d * (g - mean_y[j])
 
 
 @register_jitable
@@ -360,31 +371,33 @@ CHUNK = 256  # elements of a row whose mean and deviations are taken while in ca
 
 
 @register_jitable
-def _row_moments(x, y, w, params, i):
-    """(mean, variance, Σ γ dy, Σ γ dy (x - mean)) of row i in one pass: per chunk, the
+def _row_moments(x, y, w, params):
+    """(mean, variance, Σ γ dy, Σ γ dy (x - mean)) of a row in one pass: per chunk, the
     mean, then the squared deviations (and the dy sums), merged across chunks with Chan's
     formula. Without dy the last two are 0."""
-    c = x.shape[1]
+    c = x.size
     n = 0.0
     mean = 0.0
     m2 = 0.0
     g_sum = 0.0
     s_sum = 0.0
     for k0 in range(0, c, CHUNK):
-        k1 = min(k0 + CHUNK, c)
-        cnt = k1 - k0
+        cnt = min(CHUNK, c - k0)
+        xc = x[k0 : k0 + cnt]  # slices of the row: LLVM vectorises their loops
+        yc = y[k0 : k0 + cnt] if y is not None else None
+        wc = w[k0 : k0 + cnt] if y is not None else None
         t = 0.0
-        for k in range(k0, k1):
-            t += float64(x[i, k])
+        for k in range(cnt):
+            t += float64(xc[k])
         mc = t / cnt
         q = 0.0
         g_c = 0.0
         s_c = 0.0
-        for k in range(k0, k1):
-            d = float64(x[i, k]) - mc
+        for k in range(cnt):
+            d = float64(xc[k]) - mc
             q += d * d
             if y is not None:
-                gd = float64(w[k]) * float64(y[i, k])
+                gd = float64(wc[k]) * float64(yc[k])
                 g_c += gd
                 s_c += gd * d
         tot = n + cnt
@@ -399,34 +412,37 @@ def _row_moments(x, y, w, params, i):
 
 
 @register_jitable
-def _ln_emit(x, y, w, b, params, i, state, out):
+def _ln_emit(x, y, w, b, params, state, out):
     mean, var, _, _ = state
     rstd = 1.0 / math.sqrt(var + params[0])
-    for k in range(x.shape[1]):
-        out[i, k] = (float64(x[i, k]) - mean) * rstd * float64(w[k]) + float64(b[k])
+    for k in range(x.size):
+        out[k] = (float64(x[k]) - mean) * rstd * float64(w[k]) + float64(b[k])
     return mean, rstd
 
 
 @register_jitable
-def _ln_grad_emit(x, y, w, b, params, i, state, out):
+def _ln_grad_emit(x, y, w, b, params, state, out):
     """dx = rstd (γ dy - mean(γ dy) - x̂ mean(γ dy x̂)); keeps (mean, rstd) for dγ, dβ."""
     mean, var, g_sum, s_sum = state
-    c = x.shape[1]
+    c = x.size
     rstd = 1.0 / math.sqrt(var + params[0])
     a = g_sum / c
     bh = s_sum * rstd / c
     for k in range(c):
-        xh = (float64(x[i, k]) - mean) * rstd
-        out[i, k] = rstd * (float64(w[k]) * float64(y[i, k]) - a - xh * bh)
+        xh = (float64(x[k]) - mean) * rstd
+        out[k] = rstd * (float64(w[k]) * float64(y[k]) - a - xh * bh)
     return mean, rstd
 
 
 @register_jitable
-def _ln_param_push(acc, x, y, aux, params, r, k, j):
+def _ln_param_push(acc, x, y, aux, params, r, k, lo, hi):
     """dγ += dy x̂ and dβ += dy, with x̂ from the row's (mean, rstd) in aux."""
-    g = float64(y[r, j])
-    acc[0, j] += g * (float64(x[r, j]) - aux[r, 0]) * aux[r, 1]
-    acc[1, j] += g
+    xr, yr, dgamma, dbeta = x[r], y[r], acc[0], acc[1]
+    mean, rstd = aux[r, 0], aux[r, 1]
+    for j in range(lo, hi):
+        g = float64(yr[j])
+        dgamma[j] += g * (float64(xr[j]) - mean) * rstd
+        dbeta[j] += g
 
 
 @register_jitable
