@@ -144,9 +144,10 @@ def rows(op):
     """A row-wise operation ``op`` over (n, c) arrays: a row per thread at a time.
 
     ``op.part(x, y, w, params)`` reduces a row ``x`` (and the row ``y`` and the
-    per-column ``w`` when the operation has them; 1-D views) to a state tuple, in one
-    pass; ``op.emit(x, y, w, b, params, state, out)`` writes the row ``out`` and returns
-    two per-row statistics, stored in ``stats[i]`` when asked.
+    per-column ``w`` when the operation has them; 1-D views) to a state of 5 float64, in
+    one pass; ``op.emit(x, y, w, b, params, state, out)`` writes the row ``out`` and
+    returns two per-row statistics, stored in ``stats[i]`` when asked. (The GPU splits
+    each row over a block and merges the threads' states with ``op.merge``.)
     """
     part, emit = op.part, op.emit
 

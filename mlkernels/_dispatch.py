@@ -28,10 +28,12 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 class RowOp(NamedTuple):
-    """A row-wise operation for the ``rows`` templates: ``part`` reduces a row to a state,
-    ``emit`` writes the row's results from it (see ``_cpu.rows``)."""
+    """A row-wise operation for the ``rows`` templates (see ``_cpu.rows``): ``part``
+    reduces (part of) a row to a state of 5 float64, ``merge`` merges two parts' states
+    (on the GPU a row is split over a block), ``emit`` writes the row's results."""
 
     part: Callable
+    merge: Callable
     emit: Callable
 
 

@@ -295,19 +295,51 @@ def unary(f):
     return cuda.jit(kernel)
 
 
+STATE = 5  # float64 slots of a row operation's state
+
+
 @functools.cache
 def rows(op):
-    """A row-wise operation over (n, c) arrays, a thread per row (see ``_cpu.rows``)."""
-    part, emit = op.part, op.emit
+    """A row-wise operation over (n, c) arrays, a block per row (see ``_cpu.rows``).
+
+    Thread ``t`` of the block takes the elements ``t, t + T, ...`` of the row (adjacent
+    threads read adjacent elements: coalesced), reduces them with ``op.part``, the block
+    merges the states in a shared-memory tree with ``op.merge`` (a fixed order:
+    deterministic), and every thread writes its elements with ``op.emit``. Needs
+    ``5 * blockDim.x`` float64 of dynamic shared memory; blockDim.x a power of two.
+    """
+    part, merge, emit = op.part, op.merge, op.emit
 
     def kernel(x, y, w, b, params, out, stats):
-        for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
-            yi = y[i] if y is not None else None
-            state = part(x[i], yi, w, params)
-            s0, s1 = emit(x[i], yi, w, b, params, state, out[i])
-            if stats is not None:
+        sm = cuda.shared.array(0, float64)
+        t = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        for i in range(cuda.blockIdx.x, x.shape[0], cuda.gridDim.x):
+            xs = x[i, t::nt]
+            ys = y[i, t::nt] if y is not None else None
+            ws = w[t::nt] if w is not None else None
+            state = part(xs, ys, ws, params)
+            for q in range(STATE):
+                sm[q * nt + t] = state[q]
+            cuda.syncthreads()
+            step = nt // 2
+            while step > 0:
+                if t < step:
+                    a = (sm[t], sm[nt + t], sm[2 * nt + t], sm[3 * nt + t], sm[4 * nt + t])
+                    u = t + step
+                    c = (sm[u], sm[nt + u], sm[2 * nt + u], sm[3 * nt + u], sm[4 * nt + u])
+                    merged = merge(a, c)
+                    for q in range(STATE):
+                        sm[q * nt + t] = merged[q]
+                cuda.syncthreads()
+                step //= 2
+            state = (sm[0], sm[nt], sm[2 * nt], sm[3 * nt], sm[4 * nt])
+            bs = b[t::nt] if b is not None else None
+            s0, s1 = emit(xs, ys, ws, bs, params, state, out[i, t::nt])
+            if stats is not None and t == 0:
                 stats[i, 0] = s0
                 stats[i, 1] = s1
+            cuda.syncthreads()  # the next row reuses the shared memory
 
     return cuda.jit(kernel)
 
@@ -385,9 +417,11 @@ def run_unary(f, x, params, out, gout):
 
 
 def run_rows(op, x, y, w, b, params, out, stats):
-    threads, blocks = _shape(x.shape[0])
+    threads, blocks = launch_shape()
+    threads = threads or THREADS
+    blocks = blocks or max(1, min(x.shape[0], MAX_BLOCKS * 2))
     if x.size:
-        rows(op)[blocks, threads](x, y, w, b, params, out, stats)
+        rows(op)[blocks, threads, 0, STATE * threads * 8](x, y, w, b, params, out, stats)
 
 
 def col_chunks(n: int, c: int, k: int) -> int:

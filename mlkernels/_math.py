@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 
-from numba.extending import register_jitable
+import numpy as np
+from numba import types
+from numba.extending import overload, register_jitable
 
 
 @register_jitable
@@ -52,3 +54,15 @@ def sqrt_fin(t):
     for NaN)."""
     r = math.sqrt(t)
     return r, (0.0 if r == 0 else 0.5 / r)
+
+
+def as_elem(a, v):
+    """``v`` in the dtype of the array ``a`` (float32 or float64)."""
+    return a.dtype.type(v)
+
+
+@overload(as_elem)
+def _as_elem(a, v):
+    if a.dtype == types.float32:
+        return lambda a, v: np.float32(v)
+    return lambda a, v: np.float64(v)

@@ -28,6 +28,7 @@ from numba.extending import register_jitable
 
 from mlkernels import _dispatch
 from mlkernels._dispatch import RowOp
+from mlkernels._math import as_elem
 from mlkernels._vmath import exp, expm1, like, log
 from mlkernels._vmath import tanh as _tanh
 
@@ -267,7 +268,7 @@ def mish_grad(x, *, out=None):
 
 @register_jitable
 def _row_max(x):
-    m = like(x[0], -math.inf)
+    m = as_elem(x, -math.inf)
     for k in range(x.size):
         v = x[k]
         m = v if v > m else m  # NaN is skipped here and comes back through the sum
@@ -276,30 +277,12 @@ def _row_max(x):
 
 @register_jitable
 def _exp_sum(x, y, w, params):
-    """(max, Σ e^{x - max}, 0): the state of softmax and log_softmax."""
+    """(max, Σ e^{x - max}): the state of softmax and log_softmax."""
     m = _row_max(x)
     s = 0.0
     for k in range(x.size):
         s += float64(exp(x[k] - m))
-    return m, s, 0.0
-
-
-@register_jitable
-def _softmax_emit(x, y, w, b, params, state, out):
-    m, s, _ = state
-    r = like(m, 1.0 / s)
-    for k in range(x.size):
-        out[k] = exp(x[k] - m) * r
-    return 0.0, 0.0
-
-
-@register_jitable
-def _log_softmax_emit(x, y, w, b, params, state, out):
-    m, s, _ = state
-    lse = float64(m) + log(s)
-    for k in range(x.size):
-        out[k] = float64(x[k]) - lse
-    return 0.0, 0.0
+    return float64(m), s, 0.0, 0.0, 0.0
 
 
 @register_jitable
@@ -312,17 +295,7 @@ def _exp_dot(x, y, w, params):
         e = float64(exp(x[k] - m))
         s += e
         t += e * float64(y[k])
-    return m, s, t
-
-
-@register_jitable
-def _softmax_vjp(x, y, w, b, params, state, out):
-    m, s, t = state
-    r = 1.0 / s
-    dot = t * r  # Σ softmax(x) dy
-    for k in range(x.size):
-        out[k] = float64(exp(x[k] - m)) * r * (float64(y[k]) - dot)
-    return 0.0, 0.0
+    return float64(m), s, t, 0.0, 0.0
 
 
 @register_jitable
@@ -334,22 +307,72 @@ def _exp_sum_dy(x, y, w, params):
     for k in range(x.size):
         s += float64(exp(x[k] - m))
         d += float64(y[k])
-    return m, s, d
+    return float64(m), s, d, 0.0, 0.0
+
+
+@register_jitable
+def _rescaled(a, b):
+    """Two parts' (max, sums...) moved to the common max: (max, factor a, factor b)."""
+    m = a[0] if a[0] > b[0] else b[0]
+    fa = 0.0 if a[1] == 0 else exp(a[0] - m)  # an empty part adds nothing
+    fb = 0.0 if b[1] == 0 else exp(b[0] - m)
+    return m, fa, fb
+
+
+@register_jitable
+def _exp_merge(a, b):
+    """Merge (max, Σ e^{x - max}, Σ e^{x - max} dy) states."""
+    m, fa, fb = _rescaled(a, b)
+    return m, a[1] * fa + b[1] * fb, a[2] * fa + b[2] * fb, 0.0, 0.0
+
+
+@register_jitable
+def _exp_dy_merge(a, b):
+    """Merge (max, Σ e^{x - max}, Σ dy) states."""
+    m, fa, fb = _rescaled(a, b)
+    return m, a[1] * fa + b[1] * fb, a[2] + b[2], 0.0, 0.0
+
+
+@register_jitable
+def _softmax_emit(x, y, w, b, params, state, out):
+    m = as_elem(x, state[0])
+    r = as_elem(x, 1.0 / state[1])
+    for k in range(x.size):
+        out[k] = exp(x[k] - m) * r
+    return 0.0, 0.0
+
+
+@register_jitable
+def _log_softmax_emit(x, y, w, b, params, state, out):
+    lse = state[0] + log(state[1])
+    for k in range(x.size):
+        out[k] = float64(x[k]) - lse
+    return 0.0, 0.0
+
+
+@register_jitable
+def _softmax_vjp(x, y, w, b, params, state, out):
+    m = as_elem(x, state[0])
+    r = 1.0 / state[1]
+    dot = state[2] * r  # Σ softmax(x) dy
+    for k in range(x.size):
+        out[k] = float64(exp(x[k] - m)) * r * (float64(y[k]) - dot)
+    return 0.0, 0.0
 
 
 @register_jitable
 def _log_softmax_vjp(x, y, w, b, params, state, out):
-    m, s, d = state
-    r = d / s
+    m = as_elem(x, state[0])
+    r = state[2] / state[1]
     for k in range(x.size):
         out[k] = float64(y[k]) - float64(exp(x[k] - m)) * r
     return 0.0, 0.0
 
 
-SOFTMAX = RowOp(_exp_sum, _softmax_emit)
-LOG_SOFTMAX = RowOp(_exp_sum, _log_softmax_emit)
-SOFTMAX_VJP = RowOp(_exp_dot, _softmax_vjp)
-LOG_SOFTMAX_VJP = RowOp(_exp_sum_dy, _log_softmax_vjp)
+SOFTMAX = RowOp(_exp_sum, _exp_merge, _softmax_emit)
+LOG_SOFTMAX = RowOp(_exp_sum, _exp_merge, _log_softmax_emit)
+SOFTMAX_VJP = RowOp(_exp_dot, _exp_merge, _softmax_vjp)
+LOG_SOFTMAX_VJP = RowOp(_exp_sum_dy, _exp_dy_merge, _log_softmax_vjp)
 
 
 def softmax(x, *, out=None):

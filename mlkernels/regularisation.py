@@ -372,9 +372,9 @@ CHUNK = 256  # elements of a row whose mean and deviations are taken while in ca
 
 @register_jitable
 def _row_moments(x, y, w, params):
-    """(mean, variance, Σ γ dy, Σ γ dy (x - mean)) of a row in one pass: per chunk, the
-    mean, then the squared deviations (and the dy sums), merged across chunks with Chan's
-    formula. Without dy the last two are 0."""
+    """(count, mean, M2, Σ γ dy, Σ γ dy (x - mean)) of (part of) a row in one pass: per
+    chunk, the mean, then the squared deviations (and the dy sums), merged across chunks
+    with Chan's formula. Without dy the last two are 0."""
     c = x.size
     n = 0.0
     mean = 0.0
@@ -408,13 +408,26 @@ def _row_moments(x, y, w, params):
         s_sum += (old - mean) * g_sum + s_c + (mc - mean) * g_c
         g_sum += g_c
         n = tot
-    return mean, m2 / c, g_sum, s_sum
+    return n, mean, m2, g_sum, s_sum
+
+
+@register_jitable
+def _moments_merge(a, b):
+    """Chan's merge of two :func:`_row_moments` states."""
+    n = a[0] + b[0]
+    if n == 0:
+        return a
+    f = b[0] / n
+    d = b[1] - a[1]
+    mean = a[1] + d * f
+    s = a[4] + (a[1] - mean) * a[3] + b[4] + (b[1] - mean) * b[3]
+    return n, mean, a[2] + b[2] + d * d * a[0] * f, a[3] + b[3], s
 
 
 @register_jitable
 def _ln_emit(x, y, w, b, params, state, out):
-    mean, var, _, _ = state
-    rstd = 1.0 / math.sqrt(var + params[0])
+    n, mean, m2, _, _ = state
+    rstd = 1.0 / math.sqrt(m2 / n + params[0])
     for k in range(x.size):
         out[k] = (float64(x[k]) - mean) * rstd * float64(w[k]) + float64(b[k])
     return mean, rstd
@@ -423,12 +436,11 @@ def _ln_emit(x, y, w, b, params, state, out):
 @register_jitable
 def _ln_grad_emit(x, y, w, b, params, state, out):
     """dx = rstd (γ dy - mean(γ dy) - x̂ mean(γ dy x̂)); keeps (mean, rstd) for dγ, dβ."""
-    mean, var, g_sum, s_sum = state
-    c = x.size
-    rstd = 1.0 / math.sqrt(var + params[0])
-    a = g_sum / c
-    bh = s_sum * rstd / c
-    for k in range(c):
+    n, mean, m2, g_sum, s_sum = state
+    rstd = 1.0 / math.sqrt(m2 / n + params[0])
+    a = g_sum / n
+    bh = s_sum * rstd / n
+    for k in range(x.size):
         xh = (float64(x[k]) - mean) * rstd
         out[k] = rstd * (float64(w[k]) * float64(y[k]) - a - xh * bh)
     return mean, rstd
@@ -450,8 +462,8 @@ def _no_final(acc, n, params, j):
     pass
 
 
-LAYER_NORM = RowOp(_row_moments, _ln_emit)
-LAYER_NORM_GRAD = RowOp(_row_moments, _ln_grad_emit)
+LAYER_NORM = RowOp(_row_moments, _moments_merge, _ln_emit)
+LAYER_NORM_GRAD = RowOp(_row_moments, _moments_merge, _ln_grad_emit)
 LAYER_NORM_PARAMS = ColOp(2, _ln_param_push, _sum_merge, _no_final, _scale_emit)
 
 
