@@ -1,10 +1,31 @@
-"""One table of every formula mlkernels implements: how to make data for it and its NumPy
-formula. It drives ``precompile``, the main job (``python -m mlkernels``), the asv suite
+"""One table of every formula mlkernels implements: how to make data for it, its NumPy
+formula, how to call it (and its derivative), and its PyTorch CPU equivalent where there
+is one. It drives ``precompile``, the main job (``python -m mlkernels``), the asv suite
 and the tests, so that they all agree on what is measured and against what.
+
+Each :class:`Entry` is one public function. Its ``kind`` says what a call returns and so
+how it is called, checked and counted:
+
+* ``"loss"``: a reduced value, with ``reduction=``; the derivative is the function's
+  ``.grad`` and ``.value_and_grad`` (one pass, ``out=`` receives the gradient);
+* ``"map"``: an array like the first argument (activations, their ``_grad``\\ s, softmax
+  and its VJP, ``max_norm``, ``dropout``, ``layer_norm``); ``out=`` is accepted;
+* ``"scalar"``: a reduced value without ``reduction=`` (``l1_loss``, ``l2_loss``,
+  ``elastic_net``);
+* ``"tuple"``: several arrays (``batch_norm``, ``batch_norm_grad``, ``layer_norm_grad``).
+
+A derivative of the activation and normalisation families is an entry of its own
+(``sigmoid_grad``, ``softmax_grad``, ...), named in its function's ``derivative``.
+
+Data layout: ``"flat"`` entries take ``n`` elements per array; ``"rows"`` entries (the
+row functions softmax, log_softmax, layer_norm and their derivatives, batch_norm's
+(batch, features), max_norm's columns) take ``(n // cols, cols)`` arrays, ``cols``
+defaulting to :data:`ROW_COLS`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -13,6 +34,13 @@ import numpy as np
 from mlkernels import reference
 
 CLASSES = 10  # columns of the (n / CLASSES, CLASSES) inputs of cce and nll
+ROW_COLS = 1024  # default row length of the "rows" entries
+FAMILIES = ("losses", "activations", "regularisation", "normalisation")
+
+
+# --------------------------------------------------------------------------------------
+# Data makers: (n, dtype, rng) for flat entries, ((rows, cols), dtype, rng) for rows ones
+# --------------------------------------------------------------------------------------
 
 
 def _normal2(n, dtype, rng):
@@ -54,13 +82,211 @@ def _distance_pairs(n, dtype, rng):
     return np.abs(rng.standard_normal(n)).astype(dtype), (rng.random(n) < 0.5).astype(dtype)
 
 
+def _normal(shape, dtype, rng):
+    """N(0, 2^2): both sides of every kink, and the saturated tails of sigmoid/tanh/gelu."""
+    return ((2 * rng.standard_normal(shape)).astype(dtype),)
+
+
+def _normal_and_upstream(shape, dtype, rng):
+    """Logits and an upstream gradient dy, for the vector-Jacobian products."""
+    return _normal(shape, dtype, rng)[0], rng.standard_normal(shape).astype(dtype)
+
+
+def _affine(shape, dtype, rng):
+    """x, and gamma and beta of the normalised axis (last for layer_norm, 1 for batch_norm)."""
+    x = (1.5 + 2 * rng.standard_normal(shape)).astype(dtype)
+    gamma = (1 + 0.1 * rng.standard_normal(shape[-1])).astype(dtype)
+    beta = (0.1 * rng.standard_normal(shape[-1])).astype(dtype)
+    return x, gamma, beta
+
+
+def _affine_upstream(shape, dtype, rng):
+    """x, gamma and the upstream gradient dy (the normalisations' backward passes)."""
+    x, gamma, _ = _affine(shape, dtype, rng)
+    return x, gamma, rng.standard_normal(shape).astype(dtype)
+
+
+def _columns(shape, dtype, rng):
+    """A weight matrix whose column norms spread over (0, 6): about half exceed c = 3."""
+    scale = rng.uniform(0, 6 / np.sqrt(shape[0]), shape[1])
+    return ((rng.standard_normal(shape) * scale).astype(dtype),)
+
+
+# --------------------------------------------------------------------------------------
+# Checks against the NumPy formula
+# --------------------------------------------------------------------------------------
+
+
+def rel_error(got, expected) -> float:
+    """Normwise relative error: max |got - expected| / max |expected| (1 if that is 0).
+
+    Tuples compare element by element (the largest error); non-finite values must be
+    non-finite in both. For a scalar it is the usual relative error.
+    """
+    if isinstance(expected, tuple):
+        if not isinstance(got, tuple) or len(got) != len(expected):
+            return np.inf
+        return max((rel_error(g, e) for g, e in zip(got, expected, strict=True)), default=0.0)
+    g = np.asarray(got, np.float64)
+    e = np.asarray(expected, np.float64)
+    if g.shape != e.shape:
+        return np.inf
+    finite = np.isfinite(e)
+    if not np.array_equal(np.isfinite(g), finite):
+        return np.inf
+    if not finite.any():
+        return 0.0
+    scale = float(np.max(np.abs(e[finite]))) or 1.0
+    return float(np.max(np.abs(g[finite] - e[finite]))) / scale
+
+
+def _dropout_error(got, expected, host_args, p: float = 0.5) -> float:
+    """Dropout draws its own mask: check the kept values (x / (1 - p)) and that the kept
+    fraction is 1 - p within 6 standard deviations."""
+    (x,) = host_args
+    got = np.asarray(got)
+    kept = got != 0
+    n = max(got.size, 1)
+    if abs(kept.mean() - (1 - p)) > 6 * np.sqrt(p * (1 - p) / n) + 1e-12:
+        return np.inf
+    return rel_error(got[kept], x[kept] / (1 - p)) if kept.any() else 0.0
+
+
+# --------------------------------------------------------------------------------------
+# PyTorch CPU baselines
+# --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def torch_baselines() -> dict[str, Callable]:
+    """``name -> factory(*tensors) -> call()``: each formula's PyTorch equivalent.
+
+    A factory receives the entry's arguments as tensors, prepares what is not part of the
+    computation (the all-ones upstream gradient of a backward op) and returns the call to
+    time. Derivatives are PyTorch's own backward kernels given an all-ones upstream
+    gradient (what ``x.grad`` of ``f(x).sum()`` runs), from the input where the backward
+    op takes the input (relu, leaky_relu, elu, selu, gelu, silu, mish), from a forward call
+    inside the timed call where it takes the output (sigmoid, tanh, softmax, log_softmax,
+    layer_norm, batch_norm: mlkernels too starts from x). Empty when torch is missing.
+    """
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return {}
+    aten = torch.ops.aten
+    eps = 1e-5
+    alpha, lam = reference.SELU_ALPHA, reference.SELU_LAMBDA
+
+    def grad_at(op: Callable) -> Callable:
+        def factory(x):
+            ones = torch.ones_like(x)
+            return lambda: op(ones, x)
+
+        return factory
+
+    def layer_norm_grad(x, gamma, dy):
+        shape = [x.shape[-1]]
+        beta = torch.zeros_like(gamma)  # its backward wants a bias to return dbeta
+
+        def call():
+            _, mean, rstd = aten.native_layer_norm(x, shape, gamma, None, eps)
+            return aten.native_layer_norm_backward(
+                dy, x, shape, mean, rstd, gamma, beta, [True, True, True]
+            )
+
+        return call
+
+    def batch_norm_grad(x, gamma, dy):
+        def call():
+            _, mean, invstd = aten.native_batch_norm(x, gamma, None, None, None, True, 0.0, eps)
+            return aten.native_batch_norm_backward(
+                dy, x, gamma, None, None, mean, invstd, True, eps, [True, True, True]
+            )
+
+        return call
+
+    def norm1(w):
+        return torch.linalg.vector_norm(w, 1)
+
+    return {
+        "sigmoid": lambda x: lambda: torch.sigmoid(x),
+        "sigmoid_grad": grad_at(lambda g, x: aten.sigmoid_backward(g, torch.sigmoid(x))),
+        "tanh": lambda x: lambda: torch.tanh(x),
+        "tanh_grad": grad_at(lambda g, x: aten.tanh_backward(g, torch.tanh(x))),
+        "relu": lambda x: lambda: F.relu(x),
+        "relu_grad": grad_at(lambda g, x: aten.threshold_backward(g, x, 0)),
+        "leaky_relu": lambda x: lambda: F.leaky_relu(x, 0.01),
+        "leaky_relu_grad": grad_at(lambda g, x: aten.leaky_relu_backward(g, x, 0.01, False)),
+        "elu": lambda x: lambda: F.elu(x, 1.0),
+        "elu_grad": grad_at(lambda g, x: aten.elu_backward(g, 1.0, 1.0, 1.0, False, x)),
+        "selu": lambda x: lambda: F.selu(x),
+        "selu_grad": grad_at(lambda g, x: aten.elu_backward(g, alpha, lam, 1.0, False, x)),
+        "gelu": lambda x: lambda: F.gelu(x, approximate="tanh"),
+        "gelu_grad": grad_at(lambda g, x: aten.gelu_backward(g, x, approximate="tanh")),
+        "swish": lambda x: lambda: F.silu(x),
+        "swish_grad": grad_at(aten.silu_backward),
+        "mish": lambda x: lambda: F.mish(x),
+        "mish_grad": grad_at(aten.mish_backward),
+        "softmax": lambda x: lambda: torch.softmax(x, -1),
+        "log_softmax": lambda x: lambda: torch.log_softmax(x, -1),
+        "softmax_grad": lambda x, dy: (
+            lambda: aten._softmax_backward_data(dy, torch.softmax(x, -1), -1, x.dtype)
+        ),
+        "log_softmax_grad": lambda x, dy: (
+            lambda: aten._log_softmax_backward_data(dy, torch.log_softmax(x, -1), -1, x.dtype)
+        ),
+        "l2_loss": lambda w: lambda: 1e-4 * torch.dot(w, w),
+        "l2_grad": lambda w: lambda: torch.mul(w, 2e-4),
+        "l1_loss": lambda w: lambda: 1e-4 * norm1(w),
+        "l1_grad": lambda w: lambda: torch.sign(w).mul_(1e-4),
+        "elastic_net": lambda w: lambda: 1e-4 * norm1(w) + 1e-4 * torch.dot(w, w),
+        "elastic_net_grad": lambda w: lambda: torch.sign(w).mul_(1e-4).add_(w, alpha=2e-4),
+        "max_norm": lambda w: lambda: torch.renorm(w, 2, 1, 3.0),
+        "dropout": lambda x: lambda: F.dropout(x, 0.5, training=True),
+        "batch_norm": lambda x, gamma, beta: (
+            lambda: F.batch_norm(x, None, None, gamma, beta, training=True, eps=eps)
+        ),
+        "batch_norm_grad": batch_norm_grad,
+        "layer_norm": lambda x, gamma, beta: lambda: F.layer_norm(x, gamma.shape, gamma, beta, eps),
+        "layer_norm_grad": layer_norm_grad,
+    }
+
+
+def torch_device_usable(device: str) -> bool:
+    """Whether PyTorch can run on ``device`` here ("cpu", or "cuda" with a CUDA build)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return device == "cpu" or bool(torch.cuda.is_available())
+
+
+# --------------------------------------------------------------------------------------
+# The table
+# --------------------------------------------------------------------------------------
+
+
+def _device_array(like: object, shape: tuple, dtype) -> object:
+    """An uninitialised array on ``like``'s device (for ``out=``)."""
+    if hasattr(like, "copy_to_host"):
+        from numba import cuda
+
+        return cuda.device_array(shape, dtype)
+    return np.empty(shape, dtype)
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str
     family: str
-    make: Callable  # (n, dtype, rng) -> positional array arguments, about n elements each
+    make: Callable  # flat: (n, dtype, rng); rows: ((rows, cols), dtype, rng) -> arrays
     reference: Callable  # the NumPy formula
-    transcendental: bool  # calls log/exp/tanh (libm-bound on the CPU for now)
+    transcendental: bool  # calls log/exp/tanh
+    kind: str = "loss"  # "loss" | "map" | "scalar" | "tuple": see the module docstring
+    layout: str = "flat"  # "flat" | "rows"
+    derivative: str | None = None  # the entry that is this function's derivative
+    check: Callable | None = None  # (got, expected, host_args) -> error; else rel_error
 
     @property
     def function(self) -> Callable:
@@ -68,50 +294,209 @@ class Entry:
 
         return getattr(mlkernels, self.name)
 
-    def args(self, n: int, dtype, seed: int = 0) -> tuple:
-        return self.make(n, np.dtype(dtype), np.random.default_rng(seed))
+    @property
+    def writes_arrays(self) -> bool:
+        """Whether a call writes arrays as large as its input (else it reduces)."""
+        return self.kind in ("map", "tuple")
+
+    def shape(self, n: int, cols: int | None = None) -> tuple[int, ...]:
+        """The shape of the main argument for ``n`` elements."""
+        if self.layout == "rows":
+            cols = cols or ROW_COLS
+            return (max(n // cols, 1), cols)
+        return (n,)
+
+    def args(self, n: int, dtype, seed: int = 0, cols: int | None = None) -> tuple:
+        """The positional arguments: about ``n`` elements per array (rows: ``n // cols``
+        rows of ``cols``)."""
+        rng = np.random.default_rng(seed)
+        if self.layout == "rows":
+            return self.make(self.shape(n, cols), np.dtype(dtype), rng)
+        return self.make(n, np.dtype(dtype), rng)
+
+    def calls(self, args: tuple) -> dict[str, Callable[[], object]]:
+        """The ways the function is called on ``args`` (host or device arrays), by name.
+
+        ``"value"`` always: the function itself. Losses: ``"grad"``, ``"value_and_grad"``
+        and, where the gradient has an argument to be shaped like, ``"value_and_grad_out"``
+        (its ``out=`` reused). Maps: ``"out"``, the result written into a reused ``out=``.
+        """
+        f = self.function
+        calls = {"value": lambda: f(*args)}
+        if self.kind == "loss":
+            calls["grad"] = lambda: f.grad(*args)
+            calls["value_and_grad"] = lambda: f.value_and_grad(*args)
+            gbuf = self._grad_buffer(f, args)
+            if gbuf is not None:
+                calls["value_and_grad_out"] = lambda: f.value_and_grad(*args, out=gbuf)
+        elif self.kind == "map":
+            out = _device_array(args[0], args[0].shape, args[0].dtype)
+            calls["out"] = lambda: f(*args, out=out)
+        return calls
+
+    @staticmethod
+    def _grad_buffer(f: Callable, args: tuple) -> object:
+        """An array for a loss gradient's ``out=`` (shaped like the argument the gradient
+        is taken against), or None when the loss declares no such argument."""
+        import inspect
+
+        spec = getattr(f, "spec", None)
+        params = list(inspect.signature(f).parameters)
+        if spec is None or getattr(spec, "pred", None) not in params:
+            return None
+        x = args[params.index(spec.pred)]
+        return _device_array(x, x.shape, x.dtype)
+
+    def error(self, got: object, expected: object, host_args: tuple) -> float:
+        """The error of a result (on the host) against the NumPy formula's."""
+        if self.check is not None:
+            return self.check(got, expected, host_args)
+        return rel_error(got, expected)
+
+    def torch_call(
+        self, host_args: tuple, device: str = "cpu"
+    ) -> tuple[Callable[[], object], Callable[[], None]] | None:
+        """PyTorch's equivalent on ``device`` as ``(call, sync)``, or None (no torch, no
+        equivalent, or no CUDA build for "cuda"). Tensors share the NumPy arrays' memory."""
+        factory = torch_baselines().get(self.name)
+        if factory is None or not torch_device_usable(device):
+            return None
+        import torch
+
+        tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in host_args]
+        sync: Callable[[], None] = _noop
+        if device == "cuda":
+            tensors = [t.cuda() for t in tensors]
+            sync = torch.cuda.synchronize
+        return factory(*tensors), sync
 
     def warm(self, dtype, device: str = "cpu") -> None:
-        """Run every kernel of the entry once on tiny data (compiles or loads them)."""
-        args = self.args(2 * CLASSES, dtype)
+        """Run every call of the entry once on tiny data (compiles or loads its kernels)."""
+        args = self.args(2 * CLASSES, dtype, cols=5)
         if device == "cuda":
             from numba import cuda
 
             args = tuple(cuda.to_device(a) for a in args)
-        f = self.function
-        for reduction in ("mean", "sum", "none"):
-            for fn in (f, f.grad, f.value_and_grad):
-                fn(*args, reduction=reduction)
+        if self.kind == "loss":
+            f = self.function
+            for reduction in ("mean", "sum", "none"):
+                for fn in (f, f.grad, f.value_and_grad):
+                    fn(*args, reduction=reduction)
+            return
+        for call in self.calls(args).values():
+            call()
 
 
-_E = Entry
+def _noop() -> None:
+    pass
+
+
+def _loss(name, make, transcendental):
+    return Entry(name, "losses", make, getattr(reference, name), transcendental)
+
+
+def _pair(family, name, make, transcendental, kind="map", layout="flat"):
+    """A function and its ``_grad`` entry (same data)."""
+    grad = name + "_grad"
+    return [
+        Entry(name, family, make, getattr(reference, name), transcendental, kind, layout, grad),
+        Entry(grad, family, make, getattr(reference, grad), transcendental, "map", layout),
+    ]
+
+
+def _vjp_pair(name, transcendental=True):
+    """A row function and its vector-Jacobian product ``name_grad(x, dy)``."""
+    grad = name + "_grad"
+    ref = getattr(reference, name)
+    return [
+        Entry(name, "activations", _normal, ref, transcendental, "map", "rows", grad),
+        Entry(
+            grad, "activations", _normal_and_upstream, getattr(reference, grad), True, "map", "rows"
+        ),
+    ]
+
+
+def _norm_pair(name, kind):
+    grad = name + "_grad"
+    ref = getattr(reference, name)
+    return [
+        Entry(name, "normalisation", _affine, ref, False, kind, "rows", grad),
+        Entry(
+            grad,
+            "normalisation",
+            _affine_upstream,
+            getattr(reference, grad),
+            False,
+            "tuple",
+            "rows",
+        ),
+    ]
+
+
+_REG = "regularisation"
 ENTRIES = {
     e.name: e
     for e in [
-        _E("mse", "losses", _normal2, reference.mse, False),
-        _E("rmse", "losses", _normal2, reference.rmse, False),
-        _E("mae", "losses", _normal2, reference.mae, False),
-        _E("huber", "losses", _normal2, reference.huber, False),
-        _E("log_cosh", "losses", _normal2, reference.log_cosh, True),
-        _E("bce", "losses", _binary_prob, reference.bce, True),
-        _E("cce", "losses", _onehot_prob, reference.cce, True),
-        _E("hinge", "losses", _signs_scores, reference.hinge, False),
-        _E("squared_hinge", "losses", _signs_scores, reference.squared_hinge, False),
-        _E("focal", "losses", _binary_prob, reference.focal, True),
-        _E("kl_divergence", "losses", _distributions, reference.kl_divergence, True),
-        _E("js_divergence", "losses", _distributions, reference.js_divergence, True),
-        _E("nll", "losses", _logprob_targets, reference.nll, False),
-        _E("contrastive", "losses", _distance_pairs, reference.contrastive, False),
+        _loss("mse", _normal2, False),
+        _loss("rmse", _normal2, False),
+        _loss("mae", _normal2, False),
+        _loss("huber", _normal2, False),
+        _loss("log_cosh", _normal2, True),
+        _loss("bce", _binary_prob, True),
+        _loss("cce", _onehot_prob, True),
+        _loss("hinge", _signs_scores, False),
+        _loss("squared_hinge", _signs_scores, False),
+        _loss("focal", _binary_prob, True),
+        _loss("kl_divergence", _distributions, True),
+        _loss("js_divergence", _distributions, True),
+        _loss("nll", _logprob_targets, False),
+        _loss("contrastive", _distance_pairs, False),
+        # activations: elementwise, then the row functions
+        *_pair("activations", "sigmoid", _normal, True),
+        *_pair("activations", "tanh", _normal, True),
+        *_pair("activations", "relu", _normal, False),
+        *_pair("activations", "leaky_relu", _normal, False),
+        *_pair("activations", "elu", _normal, True),
+        *_pair("activations", "selu", _normal, True),
+        *_pair("activations", "gelu", _normal, True),
+        *_pair("activations", "swish", _normal, True),
+        *_pair("activations", "mish", _normal, True),
+        *_vjp_pair("softmax"),
+        *_vjp_pair("log_softmax"),
+        # regularisation
+        Entry("l2_loss", _REG, _normal, reference.l2_loss, False, "scalar", derivative="l2_grad"),
+        Entry("l2_grad", _REG, _normal, reference.l2_grad, False, "map"),
+        Entry("l1_loss", _REG, _normal, reference.l1_loss, False, "scalar", derivative="l1_grad"),
+        Entry("l1_grad", _REG, _normal, reference.l1_grad, False, "map"),
+        *_pair(_REG, "elastic_net", _normal, False, kind="scalar"),
+        Entry("max_norm", _REG, _columns, reference.max_norm, False, "map", "rows"),
+        Entry("dropout", _REG, _normal, reference.dropout, False, "map", check=_dropout_error),
+        # normalisation
+        *_norm_pair("batch_norm", "tuple"),
+        *_norm_pair("layer_norm", "map"),
     ]
 }
 
 
-def entries(names: Iterable[str] | None = None) -> list[Entry]:
+def entries(
+    names: Iterable[str] | None = None, families: Iterable[str] | None = None
+) -> list[Entry]:
+    """The entries of ``names`` (default all), in table order, then only those of
+    ``families`` if given."""
     if names is None:
-        return list(ENTRIES.values())
-    if isinstance(names, str):
-        names = [names]
-    unknown = [n for n in names if n not in ENTRIES]
-    if unknown:
-        raise ValueError(f"unknown formulas: {', '.join(unknown)}")
-    return [ENTRIES[n] for n in names]
+        chosen = list(ENTRIES.values())
+    else:
+        if isinstance(names, str):
+            names = [names]
+        names = list(names)
+        unknown = [n for n in names if n not in ENTRIES]
+        if unknown:
+            raise ValueError(f"unknown formulas: {', '.join(unknown)}")
+        chosen = [ENTRIES[n] for n in names]
+    if families is not None:
+        families = [families] if isinstance(families, str) else list(families)
+        unknown = [f for f in families if f not in FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown families: {', '.join(unknown)}")
+        chosen = [e for e in chosen if e.family in families]
+    return chosen
