@@ -1,12 +1,15 @@
 """The main job: ``python -m mlkernels`` (or the ``mlkernels`` console script).
 
-Runs every formula mlkernels implements on generated data, beside its NumPy formula;
-checks that they agree and prints a table of times, speedups and the fraction of the
-memory bandwidth (measured in the same run) that each kernel reaches. Exits 1 if any
-result disagrees with NumPy, 2 on a usage error.
+Runs every formula mlkernels implements on generated data, beside its NumPy formula and
+(when PyTorch is importable) its PyTorch equivalent; checks that mlkernels agrees with
+NumPy and prints, per family, a table of times, speedups and the fraction of the memory
+bandwidth (measured in the same run) that each kernel reaches. Exits 1 if any result
+disagrees with NumPy, 2 on a usage error.
 
     python -m mlkernels                      # n = 10^7 float64 on the CPU
     python -m mlkernels --n 100000           # a quick smoke test
+    python -m mlkernels --family activations --dtype float32 --n 2e7
+    python -m mlkernels --only softmax layer_norm --n 16777216 --cols 4096
     python -m mlkernels --device all --dtype float32 --plot bench.png
 """
 
@@ -39,10 +42,12 @@ def parser() -> argparse.ArgumentParser:
     """The command line of the main job."""
     from mlkernels import _registry
 
+    row_names = [e.name for e in _registry.ENTRIES.values() if e.layout == "rows"]
     script = not sys.argv[0].endswith("__main__.py")  # the console script, not python -m
     p = argparse.ArgumentParser(
         prog="mlkernels" if script else "python -m mlkernels",
-        description="Run, check and time every mlkernels formula against its NumPy formula.",
+        description="Run, check and time every mlkernels formula against its NumPy formula "
+        "(and PyTorch's equivalent, when PyTorch is importable).",
     )
     p.add_argument(
         "--n", type=_count, default=10_000_000, help="elements per input array (default 1e7)"
@@ -62,6 +67,21 @@ def parser() -> argparse.ArgumentParser:
         help="measure only these formulas (default: all of " + ", ".join(_registry.ENTRIES) + ")",
     )
     p.add_argument(
+        "--family",
+        nargs="+",
+        metavar="FAMILY",
+        choices=_registry.FAMILIES,
+        help="measure only these families (" + ", ".join(_registry.FAMILIES) + ")",
+    )
+    p.add_argument(
+        "--cols",
+        type=_count,
+        default=_registry.ROW_COLS,
+        metavar="C",
+        help=f"row length of the row functions ({', '.join(row_names)}): they get "
+        f"(n // C, C) arrays (default {_registry.ROW_COLS})",
+    )
+    p.add_argument(
         "--repeat",
         type=_positive,
         default=5,
@@ -76,7 +96,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the main job; return the exit status (0 ok, 1 a check failed, 2 usage)."""
     import mlkernels
-    from mlkernels import _bench
+    from mlkernels import _bench, _registry
 
     args = parser().parse_args(argv)
     progress = not args.no_progress
@@ -95,23 +115,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         devices = ["cpu", "cuda"] if gpu else ["cpu"]
 
     # The bandwidth first: it also starts the CPU threads, so show_config names the layer.
-    probes = {d: _bench.BandwidthProbe(d, args.n) for d in devices}
-    bandwidths = {d: probe.measure() for d, probe in probes.items()}
-    print("mlkernels main job: every formula beside its NumPy formula")
+    entries = _registry.entries(args.only, args.family)
+    if not entries:
+        print("error: no formula is both in --only and in --family", file=sys.stderr)
+        return 2
+    kinds = dict.fromkeys(_bench.probe_kind(e) for e in entries)
+    probes = {(d, k): _bench.BandwidthProbe(d, args.n, k) for d in devices for k in kinds}
+    bandwidths = {key: probe.measure() for key, probe in probes.items()}
+    print("mlkernels main job: every formula beside its NumPy formula and PyTorch's equivalent")
     mlkernels.show_config()
     for bw in bandwidths.values():
         print(bw)
     if args.device == "all" and not gpu:
         print("cuda: skipped (no usable CUDA GPU)")
-    names = args.only
-    shape = f"{args.n:,} {args.dtype} elements per input"
-    print(f"data: {shape}; (n/10, 10) rows for cce and nll; best of {args.repeat} rounds")
+    print(f"pytorch: {_torch_version()}")
+    names = [e.name for e in entries]
+    data = f"data: {args.n:,} {args.dtype} elements per input"
+    if any(e.name in ("cce", "nll") for e in entries):
+        data += "; (n/10, 10) rows for cce and nll"
+    rows = [e for e in entries if e.layout == "rows"]
+    if rows:
+        data += f"; {_registry.ENTRIES[rows[0].name].shape(args.n, args.cols)} for " + ", ".join(
+            e.name for e in rows
+        )
+    print(f"{data}; best of {args.repeat} rounds")
     print(flush=True)
 
     for device in devices:  # compiles every kernel once, or loads it from the disk cache
         mlkernels.precompile(names, dtypes=(args.dtype,), device=device, progress=progress)
     report = _bench.run(
-        names, args.n, args.dtype, devices, args.repeat, progress=progress, probes=probes
+        names,
+        args.n,
+        args.dtype,
+        devices,
+        args.repeat,
+        progress=progress,
+        probes=probes,
+        cols=args.cols,
     )
     print()
     print(_bench.format_table(report))
@@ -125,13 +165,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("FAILED: mlkernels disagrees with the NumPy formula:", file=sys.stderr)
         for r in failures:
             print(
-                f"  {r.name} ({r.device}, {r.dtype}): mlkernels {r.value!r}, value_and_grad "
-                f"{r.vg_value!r}, NumPy {r.expected!r}; relative error {r.rel_err:.2e} > "
-                f"{_bench.RTOL[r.dtype]:g}",
+                f"  {r.name} ({r.device}, {r.dtype}, shape {r.shape}): relative error "
+                f"{r.rel_err:.2e} > {_bench.RTOL[r.dtype]:g}",
                 file=sys.stderr,
             )
         return 1
     return 0
+
+
+def _torch_version() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "not importable (no PyTorch columns)"
+    return f"{torch.__version__}, {torch.get_num_threads()} threads"
 
 
 if __name__ == "__main__":

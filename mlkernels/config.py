@@ -100,8 +100,11 @@ def precompile(
 ) -> list[str]:
     """Compile (or load from the disk cache) every kernel of ``names`` ahead of time.
 
-    Runs each function once per dtype on tiny data: the loss, its gradient and its
-    value-and-gradient, for every reduction. Returns the names compiled.
+    ``names``: public function names (``"mse"``, ``"softmax"``, ``"batch_norm_grad"``,
+    ...; default: every formula). Runs each function once per dtype on tiny data, in
+    every way it is called: a loss, its gradient and its value-and-gradient for every
+    reduction; any other function plain and, where it takes one, with ``out=``. Returns
+    the names compiled.
     """
     from mlkernels import _registry
 
