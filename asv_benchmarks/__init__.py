@@ -3,5 +3,11 @@
 * ``benchmarks_losses``: every loss, value / gradient / value-and-gradient, on the CPU and
   the GPU, with GB/s and the speedup over the NumPy formula as ``track_`` benchmarks; the
   NumPy formulas themselves; the machine's memory bandwidth.
+* ``benchmarks_activations``: the elementwise activations and their derivatives, and the
+  row functions softmax / log_softmax and their VJPs, each timed by mlkernels, the NumPy
+  formula and PyTorch (a ``library`` parameter), with mlkernels' GB/s and its speedups over
+  NumPy and PyTorch as ``track_`` benchmarks; the read + write bandwidth.
+* ``benchmarks_norms``: the same for the weight penalties, dropout, layer_norm, batch_norm
+  and max_norm, and their gradients.
 * ``compile_time``: a kernel's first call with a cold and with a warm disk cache.
 """

@@ -1,0 +1,74 @@
+"""Regularisation and normalisation: mlkernels beside the NumPy formula and PyTorch.
+
+* ``Penalties``: l1_loss, l2_loss, elastic_net (reductions), their gradients and dropout,
+  on n = 1e3, 1e5, 1e7 elements.
+* ``LayerNorm``: layer_norm and layer_norm_grad on 4096 rows of 64, 1024 and 4096.
+* ``BatchNorm``: batch_norm and batch_norm_grad (statistics over the batch axis) and
+  max_norm (norms of the columns) on a (4096, 1024) batch.
+
+As in ``benchmarks_activations``: ``time_call`` by each ``library`` (mlkernels, the NumPy
+formula, PyTorch's equivalent: ``F.layer_norm``, ``F.batch_norm(training=True)``,
+``F.dropout``, ``torch.renorm``; backward passes through ``native_layer_norm_backward``
+and ``native_batch_norm_backward`` after the forward op that gives them the statistics),
+and the ``*Speedup`` classes: mlkernels' GB/s and speedups measured interleaved.
+"""
+
+from __future__ import annotations
+
+from asv_benchmarks import _common
+from asv_benchmarks._common import DEVICES, DTYPES, LIBRARIES, SIZES
+from mlkernels import _registry
+
+PENALTIES = [
+    e.name
+    for e in _registry.ENTRIES.values()
+    if e.family == "regularisation" and e.layout == "flat"
+]
+LAYER_NORM = ["layer_norm", "layer_norm_grad"]
+BATCH = ["batch_norm", "batch_norm_grad", "max_norm"]
+ROWS = 4096
+ROW_LENGTHS = [64, 1024, 4096]
+
+
+class Penalties(_common._LibraryTimes):
+    """Weight penalties, their gradients and dropout, by mlkernels, NumPy and PyTorch."""
+
+    params = (PENALTIES, SIZES, DTYPES, LIBRARIES, DEVICES)
+
+
+class PenaltiesSpeedup(_common._Tracks):
+    """mlkernels' GB/s and speedups over NumPy and PyTorch: penalties and dropout."""
+
+    params = (PENALTIES, SIZES, DTYPES, DEVICES)
+
+
+class LayerNorm(_common._LibraryTimes):
+    """layer_norm and its backward pass on 4096 rows, by mlkernels, NumPy and PyTorch."""
+
+    params = (LAYER_NORM, ROW_LENGTHS, DTYPES, LIBRARIES, DEVICES)
+    param_names = ("function", "cols", "dtype", "library", "device")
+    rows = ROWS
+
+
+class LayerNormSpeedup(_common._Tracks):
+    """mlkernels' GB/s and speedups over NumPy and PyTorch: layer_norm."""
+
+    params = (LAYER_NORM, ROW_LENGTHS, DTYPES, DEVICES)
+    param_names = ("function", "cols", "dtype", "device")
+    rows = ROWS
+
+
+class BatchNorm(_common._LibraryTimes):
+    """batch_norm, its backward pass and max_norm on (4096, 1024), by each library."""
+
+    params = (BATCH, [1024], DTYPES, LIBRARIES, DEVICES)
+    param_names = ("function", "cols", "dtype", "library", "device")
+    rows = ROWS
+
+
+class BatchNormSpeedup(_common._Tracks):
+    """mlkernels' GB/s and speedups over NumPy and PyTorch: batch_norm and max_norm."""
+
+    params = (BATCH, [1024], DTYPES, DEVICES)
+    param_names = ("function", "cols", "dtype", "device")
+    rows = ROWS
