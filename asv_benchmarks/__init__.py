@@ -5,8 +5,8 @@
   NumPy formulas themselves; the machine's memory bandwidth.
 * ``benchmarks_activations``: the elementwise activations and their derivatives, and the
   row functions softmax / log_softmax and their VJPs, each timed by mlkernels, the NumPy
-  formula and PyTorch (a ``library`` parameter), with mlkernels' GB/s and its speedups over
-  NumPy and PyTorch as ``track_`` benchmarks; the read + write bandwidth.
+  formula and PyTorch (a ``library`` parameter), with mlkernels' GB/s and its speedup over
+  PyTorch on the large sizes as ``track_`` benchmarks; the read + write bandwidth.
 * ``benchmarks_norms``: the same for the weight penalties, dropout, layer_norm, batch_norm
   and max_norm, and their gradients.
 * ``compile_time``: a kernel's first call with a cold and with a warm disk cache.

@@ -235,15 +235,22 @@ class _LibraryTimes:
 
 
 class _Tracks:
-    """Base of a family's tracking suite: mlkernels' GB/s and its speedups over the NumPy
-    formula and over PyTorch, each measured in the same process, interleaved (the ratios
-    hold on a noisy machine where absolute times do not).
+    """Base of a family's tracking suite: mlkernels' GB/s and its speedup over PyTorch,
+    measured in the same process, interleaved (the ratio holds on a noisy machine where
+    absolute times do not).
 
     A subclass sets ``params = (functions, sizes, DTYPES, DEVICES)``; sizes as in
-    :class:`_LibraryTimes`. GB/s counts the inputs and the arrays returned; relate it to
+    :class:`_LibraryTimes`, and only large ones: GB/s means memory bandwidth only for data
+    far larger than the caches, and the small sizes' times are in the ``_LibraryTimes``
+    suite beside them. GB/s counts the inputs and the arrays returned; relate it to
     ``benchmarks_activations.CopyBandwidth`` (functions returning arrays) or to
-    ``benchmarks_losses.MemoryBandwidth`` (reductions). A slow baseline is timed at least
-    once, then until about a second is spent (``MIN_REPS`` does not apply).
+    ``benchmarks_losses.MemoryBandwidth`` (reductions). PyTorch is timed at least once,
+    then until about a second is spent (``MIN_REPS`` does not apply).
+
+    The speedup over the NumPy formula is not tracked here (the NumPy formulas on 1e7
+    elements would double the quick run's time): it is ``library="numpy"`` over
+    ``library="mlkernels"`` in the ``_LibraryTimes`` suite, and ``python -m mlkernels``
+    measures it interleaved.
     """
 
     param_names = ("function", "n", "dtype", "device")
@@ -258,11 +265,6 @@ class _Tracks:
         return self.case.gbps()
 
     track_gbps.unit = "GB/s"
-
-    def track_speedup_over_numpy(self, function: str, size: int, dtype: str, device: str):
-        return self.case.speedup(min_reps=1)
-
-    track_speedup_over_numpy.unit = "x"
 
     def track_speedup_over_torch(self, function: str, size: int, dtype: str, device: str):
         return self.case.torch_speedup(min_reps=1)

@@ -9,8 +9,9 @@
 CPU only) and ``torch`` (PyTorch's equivalent: ``torch.sigmoid``, ``F.gelu(approximate=
 "tanh")``, ...; derivatives are PyTorch's backward ops given an all-ones upstream gradient,
 see ``mlkernels._registry.torch_baselines``). The ``*Speedup`` classes track mlkernels'
-GB/s (inputs + returned arrays; relate to ``CopyBandwidth``) and its speedups over the
-NumPy formula and over PyTorch, measured interleaved in one process.
+GB/s (inputs + returned arrays; relate to ``CopyBandwidth``) and its speedup over
+PyTorch, measured interleaved in one process, on the large sizes only (n = 1e7; rows of
+1024 and 4096): the quick run stays short, and GB/s means memory bandwidth only there.
 
 Parameters with ``device="cuda"`` are n/a without a real GPU (and torch on "cuda" without
 a CUDA build of PyTorch); ``numpy`` on "cuda" is always n/a.
@@ -30,6 +31,8 @@ ROW_FUNCTIONS = [
 ]
 ROWS = 4096
 ROW_LENGTHS = [64, 1024, 4096]
+LARGE = [SIZES[-1]]  # the tracks' sizes: out of every cache
+LARGE_ROWS = [1024, 4096]
 
 
 class Elementwise(_common._LibraryTimes):
@@ -39,9 +42,9 @@ class Elementwise(_common._LibraryTimes):
 
 
 class ElementwiseSpeedup(_common._Tracks):
-    """mlkernels' GB/s and speedups over NumPy and PyTorch, elementwise activations."""
+    """mlkernels' GB/s and speedup over PyTorch, elementwise activations, n = 1e7."""
 
-    params = (ELEMENTWISE, SIZES, DTYPES, DEVICES)
+    params = (ELEMENTWISE, LARGE, DTYPES, DEVICES)
 
 
 class Rows(_common._LibraryTimes):
@@ -53,9 +56,9 @@ class Rows(_common._LibraryTimes):
 
 
 class RowsSpeedup(_common._Tracks):
-    """mlkernels' GB/s and speedups over NumPy and PyTorch, softmax and log_softmax."""
+    """mlkernels' GB/s and speedup over PyTorch, softmax and log_softmax (and VJPs)."""
 
-    params = (ROW_FUNCTIONS, ROW_LENGTHS, DTYPES, DEVICES)
+    params = (ROW_FUNCTIONS, LARGE_ROWS, DTYPES, DEVICES)
     param_names = ("function", "cols", "dtype", "device")
     rows = ROWS
 

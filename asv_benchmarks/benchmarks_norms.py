@@ -10,7 +10,9 @@ As in ``benchmarks_activations``: ``time_call`` by each ``library`` (mlkernels, 
 formula, PyTorch's equivalent: ``F.layer_norm``, ``F.batch_norm(training=True)``,
 ``F.dropout``, ``torch.renorm``; backward passes through ``native_layer_norm_backward``
 and ``native_batch_norm_backward`` after the forward op that gives them the statistics),
-and the ``*Speedup`` classes: mlkernels' GB/s and speedups measured interleaved.
+and the ``*Speedup`` classes: mlkernels' GB/s and speedup over PyTorch measured
+interleaved, on the large sizes only (n = 1e7; rows of 1024 and 4096; the (4096, 1024)
+batch).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ LAYER_NORM = ["layer_norm", "layer_norm_grad"]
 BATCH = ["batch_norm", "batch_norm_grad", "max_norm"]
 ROWS = 4096
 ROW_LENGTHS = [64, 1024, 4096]
+LARGE = [SIZES[-1]]  # the tracks' sizes: out of every cache
+LARGE_ROWS = [1024, 4096]
 
 
 class Penalties(_common._LibraryTimes):
@@ -37,9 +41,9 @@ class Penalties(_common._LibraryTimes):
 
 
 class PenaltiesSpeedup(_common._Tracks):
-    """mlkernels' GB/s and speedups over NumPy and PyTorch: penalties and dropout."""
+    """mlkernels' GB/s and speedup over PyTorch: penalties and dropout, n = 1e7."""
 
-    params = (PENALTIES, SIZES, DTYPES, DEVICES)
+    params = (PENALTIES, LARGE, DTYPES, DEVICES)
 
 
 class LayerNorm(_common._LibraryTimes):
@@ -51,9 +55,9 @@ class LayerNorm(_common._LibraryTimes):
 
 
 class LayerNormSpeedup(_common._Tracks):
-    """mlkernels' GB/s and speedups over NumPy and PyTorch: layer_norm."""
+    """mlkernels' GB/s and speedup over PyTorch: layer_norm and its backward pass."""
 
-    params = (LAYER_NORM, ROW_LENGTHS, DTYPES, DEVICES)
+    params = (LAYER_NORM, LARGE_ROWS, DTYPES, DEVICES)
     param_names = ("function", "cols", "dtype", "device")
     rows = ROWS
 
@@ -67,7 +71,7 @@ class BatchNorm(_common._LibraryTimes):
 
 
 class BatchNormSpeedup(_common._Tracks):
-    """mlkernels' GB/s and speedups over NumPy and PyTorch: batch_norm and max_norm."""
+    """mlkernels' GB/s and speedup over PyTorch: batch_norm (and backward) and max_norm."""
 
     params = (BATCH, [1024], DTYPES, DEVICES)
     param_names = ("function", "cols", "dtype", "device")
