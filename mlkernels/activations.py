@@ -271,17 +271,19 @@ def _row_max(x):
     m = as_elem(x, -math.inf)
     for k in range(x.size):
         v = x[k]
-        m = v if v > m else m  # NaN is skipped here and comes back through the sum
+        m = v if (v > m or v != v) else m  # a NaN sticks: the whole row becomes NaN
     return m
 
 
 @register_jitable
 def _exp_sum(x, y, w, params):
-    """(max, Σ e^{x - max}): the state of softmax and log_softmax."""
+    """(max, Σ e^{x - max}): the state of softmax and log_softmax. A part of the row that
+    is all -inf (or empty) has the sum 0: it adds nothing."""
     m = _row_max(x)
     s = 0.0
-    for k in range(x.size):
-        s += float64(exp(x[k] - m))
+    if m != -math.inf:
+        for k in range(x.size):
+            s += float64(exp(x[k] - m))
     return float64(m), s, 0.0, 0.0, 0.0
 
 
@@ -291,10 +293,11 @@ def _exp_dot(x, y, w, params):
     m = _row_max(x)
     s = 0.0
     t = 0.0
-    for k in range(x.size):
-        e = float64(exp(x[k] - m))
-        s += e
-        t += e * float64(y[k])
+    if m != -math.inf:
+        for k in range(x.size):
+            e = float64(exp(x[k] - m))
+            s += e
+            t += e * float64(y[k])
     return float64(m), s, t, 0.0, 0.0
 
 
@@ -305,8 +308,10 @@ def _exp_sum_dy(x, y, w, params):
     s = 0.0
     d = 0.0
     for k in range(x.size):
-        s += float64(exp(x[k] - m))
         d += float64(y[k])
+    if m != -math.inf:
+        for k in range(x.size):
+            s += float64(exp(x[k] - m))
     return float64(m), s, d, 0.0, 0.0
 
 
@@ -344,9 +349,9 @@ def _softmax_emit(x, y, w, b, params, state, out):
 
 @register_jitable
 def _log_softmax_emit(x, y, w, b, params, state, out):
-    lse = state[0] + log(state[1])
+    m, log_s = state[0], log(state[1])
     for k in range(x.size):
-        out[k] = float64(x[k]) - lse
+        out[k] = (float64(x[k]) - m) - log_s  # in this order: exact where x - m is 0
     return 0.0, 0.0
 
 
@@ -384,8 +389,8 @@ def softmax(x, *, out=None):
 
 
 def log_softmax(x, *, out=None):
-    """Log-softmax along the last axis, ``x - max - log Σ e^{x - max}`` (the subtraction
-    in float64, so float32 results are exact to rounding)."""
+    """Log-softmax along the last axis, ``(x - max) - log Σ e^{x - max}``, in float64
+    (float32 results are exact to rounding; nothing is lost for huge ``x``)."""
     return _dispatch.map_rows(LOG_SOFTMAX, ("x", x), None, None, None, (0.0,), out)
 
 

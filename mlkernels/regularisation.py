@@ -48,31 +48,48 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------
-# Weight penalties: λ1 Σ|w| + λ2 Σw², one term per weight (a, the unused first array of
-# the elementwise template, is the weights too).
+# Weight penalties: one term per weight (a, the unused first array of the elementwise
+# template, is the weights too). Separate terms, so that an unused 0 * w² cannot turn an
+# infinite or huge weight into NaN.
 # --------------------------------------------------------------------------------------
 
 
 @register_jitable
-def _penalty(a, w, params):
-    lam1, lam2 = params
-    return lam1 * abs(w) + lam2 * w * w, lam1 * sign(w) + 2.0 * lam2 * w
+def _l1(a, w, params):
+    lam = params[0]
+    return lam * abs(w), lam * sign(w)
 
 
-def _penalty_run(want: str, weights: Any, lam1: float, lam2: float, out: Any = None) -> Any:
+@register_jitable
+def _l2(a, w, params):
+    lam = params[0]
+    return lam * (w * w), 2.0 * lam * w
+
+
+@register_jitable
+def _elastic(a, w, params):
+    v1, g1 = _l1(a, w, params[:1])
+    v2, g2 = _l2(a, w, params[1:])
+    return v1 + v2, g1 + g2
+
+
+def _penalty_run(term, want: str, weights: Any, params: tuple, out: Any = None) -> Any:
+    """The sum of ``term`` over the weights (``want="value"``), or its derivative
+    (``"grad"``), through the losses' elementwise template."""
     backend, arrs = _dispatch.place({"weights": weights})
     w = arrs["weights"]
     dtype = _dispatch.real_dtype(arrs)
     shape = tuple(w.shape)
-    params = (lam1, lam2)
     if want == "value" and w.size == 0:  # an empty sum is 0, as numpy.sum
         if backend.is_host:
             return dtype.type(0)
         return _dispatch.wrap(backend.zeros((), dtype), weights)
     gbuf = None if out is None else _dispatch.check_out(backend, out, shape, dtype)
     flat = backend.flat(w, dtype)
+    # the gradient is per element: reduction "none" (no sum, no empty-input error)
+    reduction = "sum" if want == "value" else "none"
     result = _dispatch.run_terms(
-        backend, "elementwise", _penalty, identity, flat, flat, params, "sum", want, dtype,
+        backend, "elementwise", term, identity, flat, flat, params, reduction, want, dtype,
         shape, shape, None, gbuf,
     )  # fmt: skip
     if out is not None:
@@ -86,38 +103,32 @@ def _lams(**named: Any) -> tuple[float, ...]:
 
 def l2_loss(weights, lam=1e-4):
     """L2 penalty, ``λ Σ w²`` (float64 accumulation); ``lam >= 0``."""
-    (lam,) = _lams(lam=lam)
-    return _penalty_run("value", weights, 0.0, lam)
+    return _penalty_run(_l2, "value", weights, _lams(lam=lam))
 
 
 def l2_grad(weights, lam=1e-4, *, out=None):
     """Gradient of :func:`l2_loss`, ``2 λ w``."""
-    (lam,) = _lams(lam=lam)
-    return _penalty_run("grad", weights, 0.0, lam, out)
+    return _penalty_run(_l2, "grad", weights, _lams(lam=lam), out)
 
 
 def l1_loss(weights, lam=1e-4):
     """L1 penalty, ``λ Σ |w|`` (float64 accumulation); ``lam >= 0``."""
-    (lam,) = _lams(lam=lam)
-    return _penalty_run("value", weights, lam, 0.0)
+    return _penalty_run(_l1, "value", weights, _lams(lam=lam))
 
 
 def l1_grad(weights, lam=1e-4, *, out=None):
     """Gradient of :func:`l1_loss`, ``λ sign(w)`` (0 at 0)."""
-    (lam,) = _lams(lam=lam)
-    return _penalty_run("grad", weights, lam, 0.0, out)
+    return _penalty_run(_l1, "grad", weights, _lams(lam=lam), out)
 
 
 def elastic_net(weights, lam1=1e-4, lam2=1e-4):
     """Elastic net penalty, ``λ1 Σ |w| + λ2 Σ w²``, in one pass."""
-    lam1, lam2 = _lams(lam1=lam1, lam2=lam2)
-    return _penalty_run("value", weights, lam1, lam2)
+    return _penalty_run(_elastic, "value", weights, _lams(lam1=lam1, lam2=lam2))
 
 
 def elastic_net_grad(weights, lam1=1e-4, lam2=1e-4, *, out=None):
     """Gradient of :func:`elastic_net`, ``λ1 sign(w) + 2 λ2 w``."""
-    lam1, lam2 = _lams(lam1=lam1, lam2=lam2)
-    return _penalty_run("grad", weights, lam1, lam2, out)
+    return _penalty_run(_elastic, "grad", weights, _lams(lam1=lam1, lam2=lam2), out)
 
 
 # --------------------------------------------------------------------------------------
@@ -162,8 +173,10 @@ def _seed(seed: Any) -> int:
         return int(np.random.randint(0, 2**63 - 1, dtype=np.int64))  # noqa: NPY002
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(0, 2**63 - 1))
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int >= 0, a numpy Generator or None, not {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
     return int(seed) & (2**64 - 1)
 
 

@@ -121,8 +121,9 @@ def family_kernels(dt):
         if out2 is not None:  # layer_norm's parameter gradients have no elementwise pass
             sig = (rows, y, w, b, acc, p1, rows, out2)
             yield f"cols_emit {name}[{dt}]", _gpu.cols_emit(op), sig
-    penalty = (flat, flat, types.UniTuple(f64, 2), dt, none, flat, arr(f64, 1))
-    yield f"penalty[{dt}]", _gpu.elementwise(reg._penalty), penalty
+    for term, k in ((reg._l1, 1), (reg._l2, 1), (reg._elastic, 2)):
+        penalty = (flat, flat, types.UniTuple(f64, k), dt, none, flat, arr(f64, 1))
+        yield f"penalty {term.__name__}[{dt}]", _gpu.elementwise(term), penalty
 
 
 def main() -> int:
