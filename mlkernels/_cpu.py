@@ -143,9 +143,11 @@ def unary(f):
 def rows(op):
     """A row-wise operation ``op`` over (n, c) arrays: a row per thread at a time.
 
-    ``op.part(x, y, w, params)`` reduces a row ``x`` (and the row ``y`` and the
+    ``op.part(x, y, w, params, out)`` reduces a row ``x`` (and the row ``y`` and the
     per-column ``w`` when the operation has them; 1-D views) to a state of 5 float64, in
-    one pass; ``op.emit(x, y, w, b, params, state, out)`` writes the row ``out`` and
+    one pass, and may leave intermediate values in the row ``out``;
+    ``op.emit(x, y, w, b, params, own, state, out)`` writes the row ``out`` from the row's
+    ``state`` (and ``own``, the state of the part this thread reduced: here the same) and
     returns two per-row statistics, stored in ``stats[i]`` when asked. (The GPU splits
     each row over a block and merges the threads' states with ``op.merge``.)
     """
@@ -154,8 +156,8 @@ def rows(op):
     def kernel(x, y, w, b, params, out, stats):
         for i in prange(x.shape[0]):
             yi = y[i] if y is not None else None
-            state = part(x[i], yi, w, params)
-            s0, s1 = emit(x[i], yi, w, b, params, state, out[i])
+            state = part(x[i], yi, w, params, out[i])
+            s0, s1 = emit(x[i], yi, w, b, params, state, state, out[i])
             if stats is not None:
                 stats[i, 0] = s0
                 stats[i, 1] = s1

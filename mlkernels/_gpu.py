@@ -318,9 +318,10 @@ def rows(op):
             xs = x[i, t::nt]
             ys = y[i, t::nt] if y is not None else None
             ws = w[t::nt] if w is not None else None
-            state = part(xs, ys, ws, params)
+            outs = out[i, t::nt]
+            own = part(xs, ys, ws, params, outs)
             for q in range(STATE):
-                sm[q * nt + t] = state[q]
+                sm[q * nt + t] = own[q]
             cuda.syncthreads()
             step = nt // 2
             while step > 0:
@@ -335,7 +336,7 @@ def rows(op):
                 step //= 2
             state = (sm[0], sm[nt], sm[2 * nt], sm[3 * nt], sm[4 * nt])
             bs = b[t::nt] if b is not None else None
-            s0, s1 = emit(xs, ys, ws, bs, params, state, out[i, t::nt])
+            s0, s1 = emit(xs, ys, ws, bs, params, own, state, outs)
             if stats is not None and t == 0:
                 stats[i, 0] = s0
                 stats[i, 1] = s1

@@ -14,8 +14,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import types
-from numba.extending import overload, register_jitable
+from numba.extending import intrinsic, overload, register_jitable
 
 
 @register_jitable
@@ -66,3 +67,33 @@ def _as_elem(a, v):
     if a.dtype == types.float32:
         return lambda a, v: np.float32(v)
     return lambda a, v: np.float64(v)
+
+
+def maximum(a, b):
+    """max(a, b) with NaN propagating (as ``numpy.maximum``), for two floats of one type.
+
+    On the CPU it is LLVM's ``llvm.maximum``, which the loop vectoriser turns into SIMD
+    max reductions (a compare-and-select cannot be vectorised without ``nnan``: a row max
+    written that way ran 10x slower); elsewhere a select.
+    """
+    return a if (a > b or a != a) else b
+
+
+@intrinsic
+def _llvm_maximum(typingctx, a, b):
+    def codegen(context, builder, sig, args):
+        ty = args[0].type
+        fn = builder.module.declare_intrinsic("llvm.maximum", [ty], ir.FunctionType(ty, [ty, ty]))
+        return builder.call(fn, args)
+
+    return a(a, b), codegen
+
+
+@overload(maximum, target="cpu")
+def _maximum_cpu(a, b):
+    return lambda a, b: _llvm_maximum(a, b)
+
+
+@overload(maximum, target="cuda")
+def _maximum_cuda(a, b):
+    return lambda a, b: a if (a > b or a != a) else b

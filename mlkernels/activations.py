@@ -14,8 +14,8 @@ lies in (0, 1]: sigmoid, swish, gelu, mish and the derivatives are then finite a
 to rounding for every input, and NaN stays NaN.
 
 softmax and log_softmax (and their vector-Jacobian products) are row operations: one pass
-for the row's max, one for the sum of exponentials (the row is then in cache), one to
-write; see :class:`mlkernels._dispatch.RowOp`.
+for the row's max, one for the exponentials and their sums (kept in the output), one to
+rescale them (the row is then in cache); see :class:`mlkernels._dispatch.RowOp`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from numba.extending import register_jitable
 
 from mlkernels import _dispatch
 from mlkernels._dispatch import RowOp
-from mlkernels._math import as_elem
+from mlkernels._math import as_elem, maximum
 from mlkernels._vmath import exp, expm1, like, log
 from mlkernels._vmath import tanh as _tanh
 
@@ -270,85 +270,71 @@ def mish_grad(x, *, out=None):
 def _row_max(x):
     m = as_elem(x, -math.inf)
     for k in range(x.size):
-        v = x[k]
-        m = v if (v > m or v != v) else m  # a NaN sticks: the whole row becomes NaN
+        m = maximum(m, x[k])  # a NaN sticks: the whole row becomes NaN
     return m
 
 
 @register_jitable
-def _exp_sum(x, y, w, params):
-    """(max, Σ e^{x - max}): the state of softmax and log_softmax. A part of the row that
-    is all -inf (or empty) has the sum 0: it adds nothing."""
-    m = _row_max(x)
-    s = 0.0
-    if m != -math.inf:
-        for k in range(x.size):
-            s += float64(exp(x[k] - m))
-    return float64(m), s, 0.0, 0.0, 0.0
-
-
-@register_jitable
-def _exp_dot(x, y, w, params):
-    """(max, Σ e^{x - max}, Σ e^{x - max} dy): the state of softmax's VJP."""
+def _exp_stats(x, y, out, keep):
+    """(max, Σ e, Σ e dy, Σ dy) of a row or part of one, e = e^{x - max} (computed once:
+    kept in ``out`` when ``keep``, for ``emit`` to rescale). A part that is all -inf (or
+    empty) has Σ e = 0 (and e = 0): it adds nothing to the row."""
     m = _row_max(x)
     s = 0.0
     t = 0.0
-    if m != -math.inf:
-        for k in range(x.size):
-            e = float64(exp(x[k] - m))
-            s += e
-            t += e * float64(y[k])
-    return float64(m), s, t, 0.0, 0.0
-
-
-@register_jitable
-def _exp_sum_dy(x, y, w, params):
-    """(max, Σ e^{x - max}, Σ dy): the state of log_softmax's VJP."""
-    m = _row_max(x)
-    s = 0.0
     d = 0.0
-    for k in range(x.size):
-        d += float64(y[k])
+    if y is not None:
+        for k in range(x.size):
+            d += float64(y[k])
     if m != -math.inf:
         for k in range(x.size):
-            s += float64(exp(x[k] - m))
-    return float64(m), s, d, 0.0, 0.0
-
-
-@register_jitable
-def _rescaled(a, b):
-    """Two parts' (max, sums...) moved to the common max: (max, factor a, factor b)."""
-    m = a[0] if a[0] > b[0] else b[0]
-    fa = 0.0 if a[1] == 0 else exp(a[0] - m)  # an empty part adds nothing
-    fb = 0.0 if b[1] == 0 else exp(b[0] - m)
-    return m, fa, fb
+            e = exp(x[k] - m)
+            if keep:
+                out[k] = e
+            s += float64(e)
+            if y is not None:
+                t += float64(e) * float64(y[k])
+    elif keep:
+        for k in range(x.size):
+            out[k] = 0
+    return float64(m), s, t, d, 0.0
 
 
 @register_jitable
 def _exp_merge(a, b):
-    """Merge (max, Σ e^{x - max}, Σ e^{x - max} dy) states."""
-    m, fa, fb = _rescaled(a, b)
-    return m, a[1] * fa + b[1] * fb, a[2] * fa + b[2] * fb, 0.0, 0.0
+    """Merge two parts' (max, Σ e, Σ e dy, Σ dy): the sums of e move to the common max."""
+    m = a[0] if a[0] > b[0] else b[0]
+    fa = 0.0 if a[1] == 0 else exp(a[0] - m)  # an empty part adds nothing
+    fb = 0.0 if b[1] == 0 else exp(b[0] - m)
+    return m, a[1] * fa + b[1] * fb, a[2] * fa + b[2] * fb, a[3] + b[3], 0.0
 
 
 @register_jitable
-def _exp_dy_merge(a, b):
-    """Merge (max, Σ e^{x - max}, Σ dy) states."""
-    m, fa, fb = _rescaled(a, b)
-    return m, a[1] * fa + b[1] * fb, a[2] + b[2], 0.0, 0.0
+def _kept_scale(own, state):
+    """The factor from a part's kept e^{x - own max} to softmax(x): e^{own max - max} / Σ."""
+    return exp(own[0] - state[0]) / state[1]
 
 
 @register_jitable
-def _softmax_emit(x, y, w, b, params, state, out):
-    m = as_elem(x, state[0])
-    r = as_elem(x, 1.0 / state[1])
+def _softmax_part(x, y, w, params, out):
+    return _exp_stats(x, None, out, True)
+
+
+@register_jitable
+def _softmax_emit(x, y, w, b, params, own, state, out):
+    f = as_elem(x, _kept_scale(own, state))
     for k in range(x.size):
-        out[k] = exp(x[k] - m) * r
+        out[k] *= f
     return 0.0, 0.0
 
 
 @register_jitable
-def _log_softmax_emit(x, y, w, b, params, state, out):
+def _log_softmax_part(x, y, w, params, out):
+    return _exp_stats(x, None, out, False)
+
+
+@register_jitable
+def _log_softmax_emit(x, y, w, b, params, own, state, out):
     m, log_s = state[0], log(state[1])
     for k in range(x.size):
         out[k] = (float64(x[k]) - m) - log_s  # in this order: exact where x - m is 0
@@ -356,28 +342,33 @@ def _log_softmax_emit(x, y, w, b, params, state, out):
 
 
 @register_jitable
-def _softmax_vjp(x, y, w, b, params, state, out):
-    m = as_elem(x, state[0])
-    r = 1.0 / state[1]
-    dot = state[2] * r  # Σ softmax(x) dy
+def _vjp_part(x, y, w, params, out):
+    return _exp_stats(x, y, out, True)
+
+
+@register_jitable
+def _softmax_vjp(x, y, w, b, params, own, state, out):
+    """s (dy - Σ s dy), s = kept e times the part's factor."""
+    f = _kept_scale(own, state)
+    dot = state[2] / state[1]  # Σ softmax(x) dy
     for k in range(x.size):
-        out[k] = float64(exp(x[k] - m)) * r * (float64(y[k]) - dot)
+        out[k] = float64(out[k]) * f * (float64(y[k]) - dot)
     return 0.0, 0.0
 
 
 @register_jitable
-def _log_softmax_vjp(x, y, w, b, params, state, out):
-    m = as_elem(x, state[0])
-    r = state[2] / state[1]
+def _log_softmax_vjp(x, y, w, b, params, own, state, out):
+    """dy - s Σ dy."""
+    f = _kept_scale(own, state) * state[3]
     for k in range(x.size):
-        out[k] = float64(y[k]) - float64(exp(x[k] - m)) * r
+        out[k] = float64(y[k]) - float64(out[k]) * f
     return 0.0, 0.0
 
 
-SOFTMAX = RowOp(_exp_sum, _exp_merge, _softmax_emit)
-LOG_SOFTMAX = RowOp(_exp_sum, _exp_merge, _log_softmax_emit)
-SOFTMAX_VJP = RowOp(_exp_dot, _exp_merge, _softmax_vjp)
-LOG_SOFTMAX_VJP = RowOp(_exp_sum_dy, _exp_dy_merge, _log_softmax_vjp)
+SOFTMAX = RowOp(_softmax_part, _exp_merge, _softmax_emit)
+LOG_SOFTMAX = RowOp(_log_softmax_part, _exp_merge, _log_softmax_emit)
+SOFTMAX_VJP = RowOp(_vjp_part, _exp_merge, _softmax_vjp)
+LOG_SOFTMAX_VJP = RowOp(_vjp_part, _exp_merge, _log_softmax_vjp)
 
 
 def softmax(x, *, out=None):

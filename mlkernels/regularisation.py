@@ -384,7 +384,7 @@ CHUNK = 256  # elements of a row whose mean and deviations are taken while in ca
 
 
 @register_jitable
-def _row_moments(x, y, w, params):
+def _row_moments(x, y, w, params, out):
     """(count, mean, M2, Σ γ dy, Σ γ dy (x - mean)) of (part of) a row in one pass: per
     chunk, the mean, then the squared deviations (and the dy sums), merged across chunks
     with Chan's formula. Without dy the last two are 0."""
@@ -438,7 +438,7 @@ def _moments_merge(a, b):
 
 
 @register_jitable
-def _ln_emit(x, y, w, b, params, state, out):
+def _ln_emit(x, y, w, b, params, own, state, out):
     n, mean, m2, _, _ = state
     rstd = 1.0 / math.sqrt(m2 / n + params[0])
     for k in range(x.size):
@@ -447,7 +447,7 @@ def _ln_emit(x, y, w, b, params, state, out):
 
 
 @register_jitable
-def _ln_grad_emit(x, y, w, b, params, state, out):
+def _ln_grad_emit(x, y, w, b, params, own, state, out):
     """dx = rstd (γ dy - mean(γ dy) - x̂ mean(γ dy x̂)); keeps (mean, rstd) for dγ, dβ."""
     n, mean, m2, g_sum, s_sum = state
     rstd = 1.0 / math.sqrt(m2 / n + params[0])
