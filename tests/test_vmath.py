@@ -10,8 +10,8 @@ so that an edit of ``_vmath`` is always what is tested).
   changes, and the special values, thresholds and their neighbours. Reference: float64
   NumPy (SciPy for erf); the error is in float32 ulp of the reference.
 * float64: >= 1e6 points per function, the same kinds, against the x86 80-bit long double
-  (64-bit mantissa; erf by its everywhere-convergent series in long double); skipped
-  where ``np.longdouble`` is no wider than float64.
+  (64-bit mantissa; erf by its everywhere-convergent series in long double); where
+  ``np.longdouble`` is no wider than float64, 2e4 points per function against mpmath.
 * The special values are asserted exactly (NaN, +-inf, +-0 and the sign of zero, tiny
   arguments, overflow and underflow), with warnings turned into errors.
 """
@@ -234,6 +234,30 @@ def test_float64_max_ulp(name):
     worst, at, count = measure(name, np.float64, F64_POINTS)
     assert count >= F64_POINTS
     assert worst <= MAX_ULP["float64"][name], f"{name}: {worst:.3f} ulp at x = {at!r}"
+
+
+@pytest.mark.skipif(LONG_DOUBLE, reason="the long double test above covers more points")
+@pytest.mark.parametrize("name", NAMES)
+def test_float64_max_ulp_mpmath(name):
+    """Where there is no wider long double: fewer points, against mpmath."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.prec = 120
+    x = samples(name, np.float64, 20_000)
+    y = run(name, x)
+    worst = 0.0
+    for xi, yi in zip(x.tolist(), y.tolist(), strict=True):
+        if math.isnan(xi) or math.isinf(xi):
+            continue
+        if (name == "log" and xi < 0) or (name == "log1p" and xi < -1):
+            assert math.isnan(yi)
+            continue
+        exact = getattr(mpmath, name)(mpmath.mpf(xi))  # log(0), log1p(-1): -inf
+        if mpmath.isinf(exact) or math.isinf(yi):
+            assert yi == exact or abs(exact) > 1.79e308, (name, xi, yi)
+            continue
+        e = max(mpmath.frexp(exact)[1], -1021)
+        worst = max(worst, float(abs(mpmath.mpf(yi) - exact) / mpmath.ldexp(1, e - 53)))
+    assert 0 < worst <= MAX_ULP["float64"][name], f"{name}: {worst:.3f} ulp"
 
 
 @pytest.mark.skipif(not LONG_DOUBLE, reason="np.longdouble is not the x86 80-bit format")
