@@ -50,6 +50,11 @@ def source_hash() -> str:
     return h.hexdigest()[:16]
 
 
+# Hashed now, at import: the sources this process runs. Hashed lazily, at the first
+# compile, an edit made after the import would file the old code under the new hash.
+source_hash()
+
+
 def _cache_root() -> Path:
     if os.environ.get("MLKERNELS_CACHE_DIR"):
         return Path(os.environ["MLKERNELS_CACHE_DIR"])
