@@ -200,6 +200,43 @@ def _features(named: dict[str, Any], shape: tuple, what: str) -> None:
             )
 
 
+def _as_2d(
+    x: tuple[str, Any],
+    y: tuple[str, Any] | None,
+    w: tuple[str, Any] | None,
+    b: tuple[str, Any] | None,
+    axis: int,
+) -> tuple:
+    """Place ``(name, array)`` pairs and view them as the templates see them.
+
+    ``x`` (and ``y``, of its shape) as (n, c): rows along the last axis (``axis=-1``:
+    c is the last axis) or columns along the first (``axis=0``: n is the first axis); ``w``
+    and ``b`` as flat (c,) arrays, which must have the shape of the features. Returns ``(backend,
+    dtype, shape of x, x2, y2, w1, b1)``, absent pairs as None.
+    """
+    backend, arrs = place(dict(p for p in (x, y, w, b) if p is not None))
+    dtype = real_dtype(arrs)
+    xa = arrs[x[0]]
+    if xa.ndim == 0:
+        raise ValueError(f"{x[0]} must have at least one dimension (the one reduced)")
+    shape = tuple(xa.shape)
+    feats = shape[-1:] if axis == -1 else shape[1:]
+    c = int(np.prod(feats, dtype=np.int64))
+    n = int(np.prod(shape[:-1], dtype=np.int64)) if axis == -1 else shape[0]
+    if y is not None:
+        same_shape(x[0], xa, y[0], arrs[y[0]])
+    what = f"the last axis of {x[0]}" if axis == -1 else f"the shape of {x[0]} without axis 0"
+    _features({p[0]: arrs[p[0]] for p in (w, b) if p is not None}, feats, what)
+
+    def as2d(pair):
+        return None if pair is None else backend.flat(arrs[pair[0]], dtype).reshape(n, c)
+
+    def as1d(pair):
+        return None if pair is None else backend.flat(arrs[pair[0]], dtype)
+
+    return backend, dtype, shape, as2d(x), as2d(y), as1d(w), as1d(b)
+
+
 def map_rows(
     op: Any,
     x: tuple[str, Any],
@@ -216,27 +253,10 @@ def map_rows(
     the shape of its last axis. Returns the result of ``x``'s shape, and with
     ``stats=True`` also the (rows, 2) float64 per-row statistics (on the device).
     """
-    named = dict(p for p in (x, y, w, b) if p is not None)
-    backend, arrs = place(named)
-    dtype = real_dtype(arrs)
-    xa = arrs[x[0]]
-    if xa.ndim == 0:
-        raise ValueError(f"{x[0]} must have at least one dimension (the one normalised)")
-    shape = tuple(xa.shape)
-    c = shape[-1]
-    n = int(np.prod(shape[:-1], dtype=np.int64))
-    if y is not None:
-        same_shape(x[0], xa, y[0], arrs[y[0]])
-    feats = {p[0]: arrs[p[0]] for p in (w, b) if p is not None}
-    _features(feats, (c,), f"the last axis of {x[0]}")
-
+    backend, dtype, shape, x2, y2, w1, b1 = _as_2d(x, y, w, b, axis=-1)
     res = _result(backend, out, shape, dtype)
-    x2 = backend.flat(xa, dtype).reshape(n, c)
-    y2 = None if y is None else backend.flat(arrs[y[0]], dtype).reshape(n, c)
-    w1 = None if w is None else backend.flat(arrs[w[0]], dtype)
-    b1 = None if b is None else backend.flat(arrs[b[0]], dtype)
-    st = backend.empty((n, 2), np.dtype(np.float64)) if stats else None
-    backend.run_rows(op, x2, y2, w1, b1, params, res.reshape(n, c), st)
+    st = backend.empty((x2.shape[0], 2), np.dtype(np.float64)) if stats else None
+    backend.run_rows(op, x2, y2, w1, b1, params, res.reshape(x2.shape), st)
     result = _give(backend, res, out, x[1])
     return (result, st) if stats else result
 
@@ -259,31 +279,10 @@ def map_cols(
     shape are written by the elementwise pass, the first into ``out=`` if given. Returns
     ``(first output, second output, statistics (op.size, c) float64, backend, dtype)``.
     """
-    named = dict(p for p in (x, y, w, b) if p is not None)
-    backend, arrs = place(named)
-    dtype = real_dtype(arrs)
-    xa = arrs[x[0]]
-    if xa.ndim == 0:
-        raise ValueError(f"{x[0]} must have at least one dimension (axis 0 is reduced)")
-    shape = tuple(xa.shape)
-    n = shape[0]
-    c = int(np.prod(shape[1:], dtype=np.int64))
-    if y is not None:
-        same_shape(x[0], xa, y[0], arrs[y[0]])
-    feats = {p[0]: arrs[p[0]] for p in (w, b) if p is not None}
-    _features(feats, shape[1:], f"the shape of {x[0]} without axis 0")
-
-    def cols(pair):
-        return None if pair is None else backend.flat(arrs[pair[0]], dtype).reshape(n, c)
-
-    def features(pair):
-        return None if pair is None else backend.flat(arrs[pair[0]], dtype)
-
+    backend, dtype, shape, x2, y2, w1, b1 = _as_2d(x, y, w, b, axis=0)
     res = [_result(backend, out if i == 0 else None, shape, dtype) for i in range(outputs)]
-    k_out = [r.reshape(n, c) for r in res] + [None] * (2 - outputs)
-    acc = backend.run_cols(
-        op, cols(x), cols(y), aux, features(w), features(b), params, k_out[0], k_out[1]
-    )
+    k_out = [r.reshape(x2.shape) for r in res] + [None] * (2 - outputs)
+    acc = backend.run_cols(op, x2, y2, aux, w1, b1, params, k_out[0], k_out[1])
     res = [_give(backend, r, out if i == 0 else None, x[1]) for i, r in enumerate(res)]
     res += [None] * (2 - outputs)
     return res[0], res[1], acc, backend, dtype
