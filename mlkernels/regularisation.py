@@ -181,7 +181,8 @@ def _seed(seed: Any) -> int:
 
 
 def dropout(x, p=0.5, training=True, *, seed=None, out=None):
-    """Inverted dropout: ``x * (u > p) / (1 - p)``, ``u`` uniform in [0, 1).
+    """Inverted dropout: ``x * (u >= p) / (1 - p)``, ``u`` uniform in [0, 1) (kept with
+    probability ``1 - p``, as the formula's ``rand > p``; ``p = 0`` keeps everything).
 
     ``training=False`` returns ``x`` itself. ``u`` for element ``i`` (C order) is a hash of
     ``(seed, i)`` (32 bits): the same ``seed`` gives the same mask on every run, on the CPU
