@@ -6,6 +6,7 @@ machine with a GPU, run ``NUMBA_ENABLE_CUDASIM=0 pytest`` to test the real kerne
 Fixtures:
 * ``device``: "cpu" and "gpu" (simulated or real); ``to_device(x, device)`` and
   ``to_host(x)`` move test data; ``sizes(device)`` gives the sizes to test.
+* ``cases``, ``scalar_result``, ``array_result``: shared parametrisation and result checks.
 * Under the simulator every GPU test runs with 2 blocks of 32 threads, so several blocks
   and the grid-stride loop are covered by tiny arrays.
 """
@@ -42,6 +43,38 @@ def to_host(x):
     if hasattr(x, "copy_to_host"):
         return x.copy_to_host()
     return np.asarray(x)
+
+
+def cases(grid_cpu, grid_gpu, ident):
+    """pytest params (device first, fed to the ``device`` fixture indirectly)."""
+    out = [pytest.param("cpu", *c, id="cpu-" + ident(*c)) for c in grid_cpu]
+    out += [pytest.param("gpu", *c, id="gpu-" + ident(*c)) for c in grid_gpu]
+    return out
+
+
+def scalar_result(got, dtype, device) -> float:
+    """A reduction's result: a NumPy scalar of the dtype on the CPU, a 0-d device array
+    on the GPU. Returns its value."""
+    dtype = np.dtype(dtype)
+    if device == "cpu":
+        assert type(got) is dtype.type, f"expected a {dtype.type.__name__}, got {type(got)}"
+        return float(got)
+    assert hasattr(got, "copy_to_host"), f"expected a device array, got {type(got)}"
+    h = to_host(got)
+    assert h.shape == () and h.dtype == dtype, (h.shape, h.dtype)
+    return float(h)
+
+
+def array_result(got, dtype, shape, device) -> np.ndarray:
+    """An array result: a NumPy array on the CPU, a device array on the GPU."""
+    if device == "cpu":
+        assert type(got) is np.ndarray, f"expected numpy.ndarray, got {type(got)}"
+    else:
+        assert hasattr(got, "copy_to_host"), f"expected a device array, got {type(got)}"
+    h = to_host(got)
+    assert h.dtype == np.dtype(dtype), f"dtype {h.dtype}, expected {dtype}"
+    assert h.shape == tuple(shape), f"shape {h.shape}, expected {tuple(shape)}"
+    return h
 
 
 @pytest.fixture(params=["cpu", "gpu"])

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mlkernels as mk
-from conftest import SIMULATOR, sizes, to_device, to_host
+from conftest import SIMULATOR, array_result, cases, sizes, to_device, to_host
 
 DTYPES = ("float32", "float64")
 GS = sizes("gpu")
@@ -45,24 +45,6 @@ def call(name, kind, args, device, *hyper, **kwargs):
     if not isinstance(args, tuple):
         args = (args,)
     return fn(name, kind)(*[to_device(a, device) for a in args], *hyper, **kwargs)
-
-
-def array_result(got, dtype, shape, device) -> np.ndarray:
-    """An array result: a NumPy array on the CPU, a device array on the GPU."""
-    if device == "cpu":
-        assert isinstance(got, np.ndarray), f"expected numpy.ndarray, got {type(got)}"
-    else:
-        assert hasattr(got, "copy_to_host"), f"expected a device array, got {type(got)}"
-    h = to_host(got)
-    assert h.dtype == np.dtype(dtype), f"dtype {h.dtype}, expected {dtype}"
-    assert h.shape == tuple(shape), f"shape {h.shape}, expected {tuple(shape)}"
-    return h
-
-
-def cases(grid_cpu, grid_gpu, ident):
-    out = [pytest.param("cpu", *c, id="cpu-" + ident(*c)) for c in grid_cpu]
-    out += [pytest.param("gpu", *c, id="gpu-" + ident(*c)) for c in grid_gpu]
-    return out
 
 
 def check_elementwise(name, x, dtype, device, hyper=None, *, positional=False):

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import mlkernels as mk
-from conftest import SIMULATOR, sizes, to_device, to_host
+from conftest import SIMULATOR, array_result, cases, scalar_result, sizes, to_device, to_host
 from mlkernels import reference
 
 DTYPES = ("float32", "float64")
@@ -45,31 +45,6 @@ def fn(name: str, kind: str = "value"):
 
 def call(name, kind, args, device, *hyper, **kwargs):
     return fn(name, kind)(*[to_device(a, device) for a in args], *hyper, **kwargs)
-
-
-def scalar_result(got, dtype, device) -> float:
-    """A reduction's result: a NumPy scalar of the dtype on the CPU, a 0-d device array
-    on the GPU. Returns its value."""
-    dtype = np.dtype(dtype)
-    if device == "cpu":
-        assert type(got) is dtype.type, f"expected a {dtype.type.__name__}, got {type(got)}"
-        return float(got)
-    assert hasattr(got, "copy_to_host"), f"expected a device array, got {type(got)}"
-    h = to_host(got)
-    assert h.shape == () and h.dtype == dtype, (h.shape, h.dtype)
-    return float(h)
-
-
-def array_result(got, dtype, shape, device) -> np.ndarray:
-    """An array result: a NumPy array on the CPU, a device array on the GPU."""
-    if device == "cpu":
-        assert type(got) is np.ndarray, f"expected numpy.ndarray, got {type(got)}"
-    else:
-        assert hasattr(got, "copy_to_host"), f"expected a device array, got {type(got)}"
-    h = to_host(got)
-    assert h.dtype == np.dtype(dtype), f"dtype {h.dtype}, expected {dtype}"
-    assert h.shape == tuple(shape), f"shape {h.shape}, expected {tuple(shape)}"
-    return h
 
 
 def result(got, dtype, shape, reduction, device):
@@ -133,13 +108,6 @@ def check_value_and_grad(name, args, reduction, dtype, device):
         call(name, "grad", args, device, reduction=reduction), name, args, reduction, dtype, device
     )
     return v, g
-
-
-def cases(grid_cpu, grid_gpu, ident):
-    """pytest params (device first, fed to the ``device`` fixture indirectly)."""
-    out = [pytest.param("cpu", *c, id="cpu-" + ident(*c)) for c in grid_cpu]
-    out += [pytest.param("gpu", *c, id="gpu-" + ident(*c)) for c in grid_gpu]
-    return out
 
 
 def _ident(name, dtype, n, reduction):

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 import mlkernels as mk
-from conftest import sizes, to_device, to_host
+from conftest import array_result, cases, scalar_result, sizes, to_device, to_host
 
 DTYPES = ("float32", "float64")
 GS = sizes("gpu")
@@ -31,37 +31,8 @@ def rng_for(*key) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(repr(key).encode()))
 
 
-def cases(grid_cpu, grid_gpu, ident):
-    out = [pytest.param("cpu", *c, id="cpu-" + ident(*c)) for c in grid_cpu]
-    out += [pytest.param("gpu", *c, id="gpu-" + ident(*c)) for c in grid_gpu]
-    return out
-
-
 def dev(args, device):
     return [to_device(a, device) for a in args]
-
-
-def array_result(got, dtype, shape, device) -> np.ndarray:
-    if device == "cpu":
-        assert isinstance(got, np.ndarray), f"expected numpy.ndarray, got {type(got)}"
-    else:
-        assert hasattr(got, "copy_to_host"), f"expected a device array, got {type(got)}"
-    h = to_host(got)
-    assert h.dtype == np.dtype(dtype), f"dtype {h.dtype}, expected {dtype}"
-    assert h.shape == tuple(shape), f"shape {h.shape}, expected {tuple(shape)}"
-    return h
-
-
-def scalar_result(got, dtype, device) -> float:
-    """A penalty: a NumPy scalar of the dtype on the CPU, a 0-d device array on the GPU."""
-    dtype = np.dtype(dtype)
-    if device == "cpu":
-        assert type(got) is dtype.type, f"expected a {dtype.type.__name__}, got {type(got)}"
-        return float(got)
-    assert hasattr(got, "copy_to_host"), f"expected a device array, got {type(got)}"
-    h = to_host(got)
-    assert h.shape == () and h.dtype == dtype, (h.shape, h.dtype)
-    return float(h)
 
 
 def weights(shape, dtype, rng):
