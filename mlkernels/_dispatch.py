@@ -172,7 +172,7 @@ def _result(backend: ModuleType, out: Any, shape: tuple, dtype: np.dtype) -> Any
     return check_out(backend, out, shape, dtype)
 
 
-def _give(backend: ModuleType, result: Any, out: Any, like: Any) -> Any:
+def give(backend: ModuleType, result: Any, out: Any, like: Any) -> Any:
     """What the caller gets: its own ``out=`` object, or the result as its kind of array."""
     if out is not None:
         return out
@@ -189,7 +189,7 @@ def map_unary(f: Callable, want: str, x: Any, params: tuple, out: Any = None) ->
     flat_res = res.reshape(res.size)
     value, grad = (flat_res, None) if want == "value" else (None, flat_res)
     backend.run_unary(f, backend.flat(xa, dtype), params or (0.0,), value, grad)
-    return _give(backend, res, out, x)
+    return give(backend, res, out, x)
 
 
 def _features(named: dict[str, Any], shape: tuple, what: str) -> None:
@@ -257,7 +257,7 @@ def map_rows(
     res = _result(backend, out, shape, dtype)
     st = backend.empty((x2.shape[0], 2), np.dtype(np.float64)) if stats else None
     backend.run_rows(op, x2, y2, w1, b1, params, res.reshape(x2.shape), st)
-    result = _give(backend, res, out, x[1])
+    result = give(backend, res, out, x[1])
     return (result, st) if stats else result
 
 
@@ -283,7 +283,7 @@ def map_cols(
     res = [_result(backend, out if i == 0 else None, shape, dtype) for i in range(outputs)]
     k_out = [r.reshape(x2.shape) for r in res] + [None] * (2 - outputs)
     acc = backend.run_cols(op, x2, y2, aux, w1, b1, params, k_out[0], k_out[1])
-    res = [_give(backend, r, out if i == 0 else None, x[1]) for i, r in enumerate(res)]
+    res = [give(backend, r, out if i == 0 else None, x[1]) for i, r in enumerate(res)]
     res += [None] * (2 - outputs)
     return res[0], res[1], acc, backend, dtype
 

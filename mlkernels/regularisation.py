@@ -92,9 +92,7 @@ def _penalty_run(term, want: str, weights: Any, params: tuple, out: Any = None) 
         backend, "elementwise", term, identity, flat, flat, params, reduction, want, dtype,
         shape, shape, None, gbuf,
     )  # fmt: skip
-    if out is not None:
-        return out
-    return result if backend.is_host else _dispatch.wrap(result, weights)
+    return _dispatch.give(backend, result, out, weights)
 
 
 def _lams(**named: Any) -> tuple[float, ...]:
