@@ -251,14 +251,15 @@ def map_rows(
 
     Arguments are ``(name, array)`` pairs: ``y`` has the shape of ``x``, ``w`` and ``b``
     the shape of its last axis. Returns the result of ``x``'s shape, and with
-    ``stats=True`` also the (rows, 2) float64 per-row statistics (on the device).
+    ``stats=True`` also the (rows, 2) float64 per-row statistics (on the device) and the
+    (rows, c) views of ``x`` and ``y`` the kernel read, in the dtype it computed in.
     """
     backend, dtype, shape, x2, y2, w1, b1 = _as_2d(x, y, w, b, axis=-1)
     res = _result(backend, out, shape, dtype)
     st = backend.empty((x2.shape[0], 2), np.dtype(np.float64)) if stats else None
     backend.run_rows(op, x2, y2, w1, b1, params, res.reshape(x2.shape), st)
     result = give(backend, res, out, x[1])
-    return (result, st) if stats else result
+    return (result, st, x2, y2) if stats else result
 
 
 def map_cols(

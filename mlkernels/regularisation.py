@@ -499,17 +499,11 @@ def layer_norm_grad(x, gamma, dy, eps=1e-5):
     rows, by a column reduction that reuses the rows' (mean, rstd).
     """
     params = _eps(eps)
-    dx, stats = _dispatch.map_rows(
+    dx, stats, x2, dy2 = _dispatch.map_rows(
         LAYER_NORM_GRAD, ("x", x), ("dy", dy), ("gamma", gamma), None, params, stats=True
     )
-    backend, arrs = _dispatch.place({"x": x, "dy": dy})
-    dtype = _dispatch.real_dtype(arrs)
-    c = tuple(arrs["x"].shape)[-1]
-    n = arrs["x"].size // c if c else 0
-    x2 = backend.flat(arrs["x"], dtype).reshape(n, c)
-    dy2 = backend.flat(arrs["dy"], dtype).reshape(n, c)
     _, _, acc, backend, dtype = _dispatch.map_cols(
         LAYER_NORM_PARAMS, ("x", x2), ("dy", dy2), outputs=0, aux=stats
     )
-    feats = (c,)
-    return dx, _stat(backend, acc, 0, feats, dtype, x), _stat(backend, acc, 1, feats, dtype, x)
+    c = x2.shape[1]
+    return dx, _stat(backend, acc, 0, (c,), dtype, x), _stat(backend, acc, 1, (c,), dtype, x)
