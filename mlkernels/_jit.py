@@ -9,9 +9,8 @@
 * The cache root is ``$MLKERNELS_CACHE_DIR``, else ``$XDG_CACHE_HOME/mlkernels``, else
   ``~/.cache/mlkernels``. If none is writable, kernels are simply not cached (never an
   import error). The caches of other builds are removed after 30 days unused.
-* Threading layer: ``threadsafe`` (TBB or OpenMP), unless the user chose one through
-  ``NUMBA_THREADING_LAYER``. numba's ``workqueue`` layer aborts the process when two
-  Python threads launch parallel kernels at once.
+* Threads: TBB unless the user chose a layer through ``NUMBA_THREADING_LAYER``, and
+  small calls on the calling thread only (see ``_threads``).
 """
 
 from __future__ import annotations
@@ -28,6 +27,8 @@ from pathlib import Path
 import numba
 from numba.core import caching
 
+from mlkernels import _threads
+
 __all__ = ["cpu_jit", "cache_dir", "source_hash"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -36,14 +37,14 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # reductions with several accumulators and "contract" allows FMA.
 FASTMATH = frozenset({"reassoc", "contract"})
 
-if os.environ.get("NUMBA_THREADING_LAYER") is None:
-    numba.config.THREADING_LAYER = "threadsafe"
+_threads.select()  # before numba's first parallel kernel picks a layer
 
 
 @functools.cache
 def source_hash() -> str:
-    """SHA-256 (first 16 hex digits) of every Python source file of the package."""
-    h = hashlib.sha256(numba.__version__.encode())
+    """SHA-256 (first 16 hex digits) of every Python source file of the package, numba's
+    version and the settings compiled into the kernels."""
+    h = hashlib.sha256(f"{numba.__version__} {_threads.PARALLEL_MIN}".encode())
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         h.update(str(path.relative_to(PACKAGE_DIR)).encode())
         h.update(path.read_bytes())
@@ -94,6 +95,7 @@ class _PackageCacheLocator(caching._CacheLocator):
     """Numba cache locator for functions defined in mlkernels' own modules."""
 
     def __init__(self, py_func, py_file):
+        self._py_file = py_file  # what numba's "cannot cache" warning names
         self._lineno = py_func.__code__.co_firstlineno
         self._path = str(cache_dir())
 
@@ -125,6 +127,7 @@ def _install_locator() -> None:
 
 def cpu_jit(fn):
     """Compile a kernel template for the CPU: parallel, cached where possible."""
+    _threads.launch()  # the kernels call the threading layer's functions (_threads.begin)
     return numba.njit(
         parallel=True,
         cache=cache_dir() is not None,
@@ -135,11 +138,8 @@ def cpu_jit(fn):
 
 
 def threading_layer() -> str:
-    """The threading layer numba uses (it is chosen at the first parallel launch)."""
-    try:
-        return numba.threading_layer()
-    except ValueError:
-        return f"not started yet (will be {numba.config.THREADING_LAYER!r})"
+    """The threading layer numba uses, or will use from the first parallel kernel, and why."""
+    return _threads.describe()
 
 
 def python_version() -> str:
