@@ -12,7 +12,9 @@ contains no gradient code and the gradient-only kernel no value code:
 * ``out``   the per-term values (``reduction="none"``),
 * ``gout``  the gradient, ``grad * mult`` (``mult`` = 1/n for a mean),
 * ``total`` a 1-element float64 array receiving the sum of the values: the *partial* of a
-  reduction. Partials of chunks combine by addition; ``finish`` finalises them.
+  reduction. Partials of chunks combine by addition; ``finish`` finalises them. The sum
+  is taken over chunks that depend on the size alone (``sum_chunks``): the same result
+  whatever the number of threads.
 
 Three more templates serve the families that map arrays to arrays (activations,
 normalisation); they compute in the data's own dtype:
@@ -24,7 +26,9 @@ normalisation); they compute in the data's own dtype:
 * ``cols_reduce`` / ``cols_emit``  a reduction along axis 0 into per-column statistics,
   then an elementwise pass: batch_norm, its backward pass, max_norm.
 
-Every template has the same signature on the GPU, in ``_gpu.py``.
+Every template has the same signature on the GPU, in ``_gpu.py``. Each brackets its
+parallel loops with ``begin(elements)`` / ``end``: small calls run on the calling thread
+(see ``_threads``).
 """
 
 from __future__ import annotations
@@ -33,26 +37,61 @@ import functools
 
 import numpy as np
 from numba import float64, prange
+from numba.extending import register_jitable
 
 from mlkernels._jit import cpu_jit
+from mlkernels._threads import begin, end
+
+
+@register_jitable
+def sum_chunks(n):
+    """The chunks a reduction over ``n`` terms is cut into: each chunk's terms are summed
+    in order, then the chunks' sums in order. A function of ``n`` alone, so a sum is the
+    same whatever the number of threads and however the threading layer schedules them
+    (a ``prange`` reduction's split follows the threads, and TBB's work stealing)."""
+    return max(1, min(256, n // 4096))
+
+
+@register_jitable
+def _part(x, lo, hi):
+    """``x[lo:hi]``, or None for an output not asked for. Loops over such 0-based views
+    vectorise; over ``range(lo, hi)`` numba keeps a negative-index check in every access."""
+    if x is None:
+        return None
+    return x[lo:hi]
 
 
 @functools.cache
 def elementwise(fg):
     """Terms ``fg(a[i], b[i])`` over two flat arrays of the same size."""
 
-    def kernel(a, b, params, mult, out, gout, total):
+    def terms(a, b, params, mult, out, gout):
         acc = 0.0
-        for i in prange(a.size):
+        for i in range(a.size):
             v, g = fg(float64(a[i]), float64(b[i]), params)
             if out is not None:
                 out[i] = v
             if gout is not None:
                 gout[i] = g * mult
-            if total is not None:
-                acc += v
+            acc += v
+        return acc
+
+    terms = register_jitable(terms)
+
+    def kernel(a, b, params, mult, out, gout, total):
+        n = a.size
+        threads = begin(n)
+        chunks = sum_chunks(n)
+        size = (n + chunks - 1) // chunks
+        parts = np.empty(chunks)
+        for p in prange(chunks):
+            lo, hi = p * size, min(n, (p + 1) * size)
+            parts[p] = terms(
+                a[lo:hi], b[lo:hi], params, mult, _part(out, lo, hi), _part(gout, lo, hi)
+            )
+        end(threads)
         if total is not None:
-            total[0] = acc
+            total[0] = _in_order(parts)
 
     return cpu_jit(kernel)
 
@@ -63,22 +102,29 @@ def rows_dense(fg):
 
     def kernel(y, x, params, mult, out, gout, total):
         n, c, r = x.shape
-        acc = 0.0
-        for j in prange(n * r):
-            i = j // r
-            q = j - i * r
-            s = 0.0
-            for k in range(c):
-                v, g = fg(float64(y[i, k, q]), float64(x[i, k, q]), params)
-                s += v
-                if gout is not None:
-                    gout[i, k, q] = g * mult
-            if out is not None:
-                out[i, q] = s
-            if total is not None:
+        threads = begin(x.size)
+        m = n * r
+        chunks = sum_chunks(m)
+        size = (m + chunks - 1) // chunks
+        parts = np.empty(chunks)
+        for p in prange(chunks):
+            acc = 0.0
+            for j in range(p * size, min(m, (p + 1) * size)):
+                i = j // r
+                q = j - i * r
+                s = 0.0
+                for k in range(c):
+                    v, g = fg(float64(y[i, k, q]), float64(x[i, k, q]), params)
+                    s += v
+                    if gout is not None:
+                        gout[i, k, q] = g * mult
+                if out is not None:
+                    out[i, q] = s
                 acc += s
+            parts[p] = acc
+        end(threads)
         if total is not None:
-            total[0] = acc
+            total[0] = _in_order(parts)
 
     return cpu_jit(kernel)
 
@@ -94,31 +140,46 @@ def rows_index(fg):
 
     def kernel(t, x, params, mult, out, gout, total):
         n, c, r = x.shape
-        acc = 0.0
-        for j in prange(n * r):
-            i = j // r
-            q = j - i * r
-            k = t[i, q]
-            if k < 0:
-                k += c
-            inside = k >= 0 and k < c
-            if inside:
-                v, g = fg(1.0, float64(x[i, k, q]), params)
-            else:
-                v, g = np.nan, np.nan
-            if gout is not None:
-                for kk in range(c):
-                    gout[i, kk, q] = 0.0
+        m = n * r
+        threads = begin(m)
+        chunks = sum_chunks(m)
+        size = (m + chunks - 1) // chunks
+        parts = np.empty(chunks)
+        for p in prange(chunks):
+            acc = 0.0
+            for j in range(p * size, min(m, (p + 1) * size)):
+                i = j // r
+                q = j - i * r
+                k = t[i, q]
+                if k < 0:
+                    k += c
+                inside = k >= 0 and k < c
                 if inside:
-                    gout[i, k, q] = g * mult
-            if out is not None:
-                out[i, q] = v
-            if total is not None:
+                    v, g = fg(1.0, float64(x[i, k, q]), params)
+                else:
+                    v, g = np.nan, np.nan
+                if gout is not None:
+                    for kk in range(c):
+                        gout[i, kk, q] = 0.0
+                    if inside:
+                        gout[i, k, q] = g * mult
+                if out is not None:
+                    out[i, q] = v
                 acc += v
+            parts[p] = acc
+        end(threads)
         if total is not None:
-            total[0] = acc
+            total[0] = _in_order(parts)
 
     return cpu_jit(kernel)
+
+
+@register_jitable
+def _in_order(parts):
+    s = 0.0
+    for p in range(parts.size):
+        s += parts[p]
+    return s
 
 
 TEMPLATES = {"elementwise": elementwise, "rows_dense": rows_dense, "rows_index": rows_index}
@@ -129,12 +190,14 @@ def unary(f):
     """``out[i], gout[i] = f(x[i], i, params)`` over a flat array (``None`` outputs pruned)."""
 
     def kernel(x, params, out, gout):
+        threads = begin(x.size)
         for i in prange(x.size):
             v, g = f(x[i], i, params)
             if out is not None:
                 out[i] = v
             if gout is not None:
                 gout[i] = g
+        end(threads)
 
     return cpu_jit(kernel)
 
@@ -154,6 +217,7 @@ def rows(op):
     part, emit = op.part, op.emit
 
     def kernel(x, y, w, b, params, out, stats):
+        threads = begin(x.size)
         for i in prange(x.shape[0]):
             yi = y[i] if y is not None else None
             state = part(x[i], yi, w, params, out[i])
@@ -161,6 +225,7 @@ def rows(op):
             if stats is not None:
                 stats[i, 0] = s0
                 stats[i, 1] = s1
+        end(threads)
 
     return cpu_jit(kernel)
 
@@ -183,6 +248,7 @@ def cols_reduce(op):
         n, c = x.shape
         chunks = parts.shape[0]
         size = (n + chunks - 1) // chunks
+        threads = begin(x.size)
         for p in prange(chunks):
             acc_p = parts[p]
             acc_p[:] = 0.0
@@ -190,6 +256,7 @@ def cols_reduce(op):
             for r in range(p * size, min(n, (p + 1) * size)):
                 k += 1
                 push(acc_p, x, y, aux, params, r, k, 0, c)
+        end(threads)
         acc[:] = 0.0
         m = 0
         for p in range(chunks):
@@ -211,6 +278,7 @@ def cols_emit(op):
 
     def kernel(x, y, w, b, acc, params, out, out2):
         n, c = x.shape
+        threads = begin(x.size)
         for r in prange(n):
             for j in range(c):
                 v, v2 = emit(x, y, w, b, acc, params, r, j)
@@ -218,6 +286,7 @@ def cols_emit(op):
                     out[r, j] = v
                 if out2 is not None:
                     out2[r, j] = v2
+        end(threads)
 
     return cpu_jit(kernel)
 
