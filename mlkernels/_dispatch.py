@@ -14,6 +14,7 @@ The GPU backend (``_gpu``) is imported only when a device array is seen, so
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from types import ModuleType
@@ -58,6 +59,8 @@ class DeviceMismatchError(ValueError):
 
 def on_gpu(x: Any) -> bool:
     """True for CUDA arrays (``__cuda_array_interface__``) and simulator device arrays."""
+    if type(x) is np.ndarray:  # the common case, without two failing attribute lookups
+        return False
     return hasattr(x, "__cuda_array_interface__") or bool(getattr(x, "__cuda_ndarray__", False))
 
 
@@ -147,11 +150,14 @@ def real_numbers(named: dict[str, Any]) -> dict[str, float]:
     """Hyper-parameters as finite Python floats (TypeError / ValueError naming them)."""
     values = {}
     for name, v in named.items():
+        if type(v) is float and math.isfinite(v):  # the common case, checked cheaply
+            values[name] = v
+            continue
         if isinstance(v, np.ndarray) and v.ndim == 0:
             v = v.item()
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
             raise TypeError(f"{name} must be a real number, not {type(v).__name__}")
-        if not np.isfinite(v):
+        if not math.isfinite(v):
             raise ValueError(f"{name} must be finite, not {v}")
         values[name] = float(v)
     return values
@@ -221,8 +227,8 @@ def _as_2d(
         raise ValueError(f"{x[0]} must have at least one dimension (the one reduced)")
     shape = tuple(xa.shape)
     feats = shape[-1:] if axis == -1 else shape[1:]
-    c = int(np.prod(feats, dtype=np.int64))
-    n = int(np.prod(shape[:-1], dtype=np.int64)) if axis == -1 else shape[0]
+    c = math.prod(feats)
+    n = math.prod(shape[:-1]) if axis == -1 else shape[0]
     if y is not None:
         same_shape(x[0], xa, y[0], arrs[y[0]])
     what = f"the last axis of {x[0]}" if axis == -1 else f"the shape of {x[0]} without axis 0"
@@ -314,7 +320,7 @@ def run_terms(
     written in the same pass, times ``scale``, and rescaled by ``fin``'s derivative when
     ``fin`` is not the identity (rmse).
     """
-    n = int(np.prod(value_shape))
+    n = math.prod(value_shape)
     # the kernels see the prediction as b: flat (N,) or rows (n, C, R) with values (n, R)
     k_value = b.shape if b.ndim == 1 else (b.shape[0], b.shape[2])
     gout = kgout = None

@@ -240,7 +240,7 @@ class Loss:
                 f"{y_name} has shape {tuple(y.shape)} but {x_name} has shape "
                 f"{tuple(x.shape)}; {y_name} must have shape {want}"
             )
-        r = int(np.prod(rest))
+        r = math.prod(rest)
         x3 = backend.flat(x, dtype).reshape(n, c, r)
         y_dtype = np.dtype(np.int64) if index else dtype
         y3 = backend.flat(y, y_dtype).reshape((n, r) if index else (n, c, r))
@@ -285,8 +285,11 @@ class Loss:
         """A call of the loss (want "value"), its gradient ("grad") or both ("both")."""
         reduction, out, params, prepared = self._bind(args, kwargs)
         backend, a, b, dtype, value_shape, grad_shape, like = prepared
-        fg = self.fg
-        fin = self.fin
+        pattern, fg, fin = self.pattern, self.fg, self.fin
+        if pattern == "rows_dense" and reduction != "none":
+            # Every term is summed: one flat pass over all of them, which vectorises even
+            # for a few classes per row (only reduction="none" needs the sums per row).
+            pattern, a, b = "elementwise", a.reshape(-1), b.reshape(-1)
         if reduction == "none" and self.none_fg is not None:
             fg, fin = self.none_fg, identity
         vbuf = gbuf = None
@@ -298,7 +301,7 @@ class Loss:
             vbuf, gbuf = (buf, None) if want == "value" else (None, buf)
         result = _dispatch.run_terms(
             backend,
-            self.pattern,
+            pattern,
             fg,
             fin,
             a,
@@ -331,7 +334,7 @@ class Loss:
         if not backend.is_host:
             raise NotImplementedError("partial() takes host (NumPy) chunks")
         total = backend.launch(self.pattern, self.fg, a, b, params, dtype.type(1), None, None, True)
-        return float(total[0]), int(np.prod(value_shape))
+        return float(total[0]), math.prod(value_shape)
 
     @staticmethod
     def combine(*partials: tuple[float, int]) -> tuple[float, int]:
