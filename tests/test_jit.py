@@ -1,20 +1,17 @@
 """The JIT: nothing compiled at import, a disk cache a new process hits, invalidated when
-the package's sources change, no crash without a writable cache; thread safety and
-determinism."""
+the package's sources change, no crash without a writable cache; determinism (threads:
+``test_threads.py``)."""
 
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
-import numba
 import numpy as np
 import pytest
 
-import mlkernels as mk
 from conftest import to_device, to_host
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,39 +108,6 @@ def test_no_writable_cache_directory_means_no_cache_not_an_error(tmp_path):
     blocker.write_text("")
     hits, misses, value, where = _python(PROBE, blocker / "cache")
     assert (hits, value, where) == ("0", "1.0", "None")
-
-
-def test_threading_layer_is_safe_for_concurrent_callers():
-    mk.mse(np.ones(10), np.zeros(10))
-    assert numba.threading_layer() in ("tbb", "omp")
-
-
-def test_eight_threads_at_once_give_the_serial_results():
-    rng = np.random.default_rng(1)
-    data = [(rng.standard_normal(50_000), rng.standard_normal(50_000)) for _ in range(8)]
-    calls = [
-        lambda y, yh: mk.mse(y, yh),
-        lambda y, yh: mk.huber_value_and_grad(y, yh, 0.5)[1],
-        lambda y, yh: mk.log_cosh(y, yh, reduction="none"),
-        lambda y, yh: mk.hinge_grad(np.sign(y), yh),
-    ]
-    expected = [[np.asarray(f(y, yh)) for f in calls] for y, yh in data]
-    results = [None] * len(data)
-    barrier = threading.Barrier(len(data))
-
-    def work(k):
-        barrier.wait()
-        results[k] = [[np.asarray(f(*data[k])) for f in calls] for _ in range(5)]
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(data))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for k, runs in enumerate(results):
-        for run in runs:
-            for got, want in zip(run, expected[k], strict=True):
-                np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("name", ["mse", "log_cosh", "cce", "nll", "kl_divergence"])
