@@ -26,9 +26,10 @@ normalisation); they compute in the data's own dtype:
 * ``cols_reduce`` / ``cols_emit``  a reduction along axis 0 into per-column statistics,
   then an elementwise pass: batch_norm, its backward pass, max_norm.
 
-Every template has the same signature on the GPU, in ``_gpu.py``. Each brackets its
-parallel loops with ``begin(elements)`` / ``end``: small calls run on the calling thread
-(see ``_threads``).
+Every template has the same signature on the GPU, in ``_gpu.py``. Each is compiled twice
+(``_jit.cpu_kernel``): with its ``prange`` loops on every thread, and as plain loops on
+the calling thread for calls on fewer than ``PARALLEL_MIN`` elements (see ``_threads``);
+the first argument of a call is its element count.
 """
 
 from __future__ import annotations
@@ -39,8 +40,7 @@ import numpy as np
 from numba import float64, prange
 from numba.extending import register_jitable
 
-from mlkernels._jit import cpu_jit
-from mlkernels._threads import begin, end
+from mlkernels._jit import cpu_kernel
 
 
 @register_jitable
@@ -80,7 +80,6 @@ def elementwise(fg):
 
     def kernel(a, b, params, mult, out, gout, total):
         n = a.size
-        threads = begin(n)
         chunks = sum_chunks(n)
         size = (n + chunks - 1) // chunks
         parts = np.empty(chunks)
@@ -89,11 +88,10 @@ def elementwise(fg):
             parts[p] = terms(
                 a[lo:hi], b[lo:hi], params, mult, _part(out, lo, hi), _part(gout, lo, hi)
             )
-        end(threads)
         if total is not None:
             total[0] = _in_order(parts)
 
-    return cpu_jit(kernel)
+    return cpu_kernel(kernel)
 
 
 @functools.cache
@@ -102,7 +100,6 @@ def rows_dense(fg):
 
     def kernel(y, x, params, mult, out, gout, total):
         n, c, r = x.shape
-        threads = begin(x.size)
         m = n * r
         chunks = sum_chunks(m)
         size = (m + chunks - 1) // chunks
@@ -122,11 +119,10 @@ def rows_dense(fg):
                     out[i, q] = s
                 acc += s
             parts[p] = acc
-        end(threads)
         if total is not None:
             total[0] = _in_order(parts)
 
-    return cpu_jit(kernel)
+    return cpu_kernel(kernel)
 
 
 @functools.cache
@@ -141,7 +137,6 @@ def rows_index(fg):
     def kernel(t, x, params, mult, out, gout, total):
         n, c, r = x.shape
         m = n * r
-        threads = begin(m)
         chunks = sum_chunks(m)
         size = (m + chunks - 1) // chunks
         parts = np.empty(chunks)
@@ -167,11 +162,10 @@ def rows_index(fg):
                     out[i, q] = v
                 acc += v
             parts[p] = acc
-        end(threads)
         if total is not None:
             total[0] = _in_order(parts)
 
-    return cpu_jit(kernel)
+    return cpu_kernel(kernel)
 
 
 @register_jitable
@@ -190,16 +184,14 @@ def unary(f):
     """``out[i], gout[i] = f(x[i], i, params)`` over a flat array (``None`` outputs pruned)."""
 
     def kernel(x, params, out, gout):
-        threads = begin(x.size)
         for i in prange(x.size):
             v, g = f(x[i], i, params)
             if out is not None:
                 out[i] = v
             if gout is not None:
                 gout[i] = g
-        end(threads)
 
-    return cpu_jit(kernel)
+    return cpu_kernel(kernel)
 
 
 @functools.cache
@@ -217,7 +209,6 @@ def rows(op):
     part, emit = op.part, op.emit
 
     def kernel(x, y, w, b, params, out, stats):
-        threads = begin(x.size)
         for i in prange(x.shape[0]):
             yi = y[i] if y is not None else None
             state = part(x[i], yi, w, params, out[i])
@@ -225,9 +216,8 @@ def rows(op):
             if stats is not None:
                 stats[i, 0] = s0
                 stats[i, 1] = s1
-        end(threads)
 
-    return cpu_jit(kernel)
+    return cpu_kernel(kernel)
 
 
 @functools.cache
@@ -248,7 +238,6 @@ def cols_reduce(op):
         n, c = x.shape
         chunks = parts.shape[0]
         size = (n + chunks - 1) // chunks
-        threads = begin(x.size)
         for p in prange(chunks):
             acc_p = parts[p]
             acc_p[:] = 0.0
@@ -256,7 +245,6 @@ def cols_reduce(op):
             for r in range(p * size, min(n, (p + 1) * size)):
                 k += 1
                 push(acc_p, x, y, aux, params, r, k, 0, c)
-        end(threads)
         acc[:] = 0.0
         m = 0
         for p in range(chunks):
@@ -268,7 +256,7 @@ def cols_reduce(op):
         for j in range(c):
             final(acc, n, params, j)
 
-    return cpu_jit(kernel)
+    return cpu_kernel(kernel)
 
 
 @functools.cache
@@ -278,7 +266,6 @@ def cols_emit(op):
 
     def kernel(x, y, w, b, acc, params, out, out2):
         n, c = x.shape
-        threads = begin(x.size)
         for r in prange(n):
             for j in range(c):
                 v, v2 = emit(x, y, w, b, acc, params, r, j)
@@ -286,9 +273,8 @@ def cols_emit(op):
                     out[r, j] = v
                 if out2 is not None:
                     out2[r, j] = v2
-        end(threads)
 
-    return cpu_jit(kernel)
+    return cpu_kernel(kernel)
 
 
 def col_chunks(n: int, c: int, k: int) -> int:
@@ -299,12 +285,12 @@ def col_chunks(n: int, c: int, k: int) -> int:
 
 
 def run_unary(f, x, params, out, gout):
-    unary(f)(x, params, out, gout)
+    unary(f)(x.size, x, params, out, gout)
 
 
 def run_rows(op, x, y, w, b, params, out, stats):
     if x.size:
-        rows(op)(x, y, w, b, params, out, stats)
+        rows(op)(x.size, x, y, w, b, params, out, stats)
 
 
 def run_cols(op, x, y, aux, w, b, params, out, out2):
@@ -314,9 +300,9 @@ def run_cols(op, x, y, aux, w, b, params, out, out2):
     chunks = col_chunks(n, c, op.size)
     parts = np.empty((chunks, op.size, c))
     acc = np.empty((op.size, c))
-    cols_reduce(op)(x, y, aux, params, parts, acc)
+    cols_reduce(op)(x.size, x, y, aux, params, parts, acc)
     if out is not None or out2 is not None:
-        cols_emit(op)(x, y, w, b, acc, params, out, out2)
+        cols_emit(op)(x.size, x, y, w, b, acc, params, out, out2)
     return acc
 
 
@@ -331,7 +317,7 @@ def zeros(shape, dtype):
 def launch(pattern, fg, a, b, params, mult, out, gout, want_total):
     """Run ``pattern``'s kernel for ``fg``; return the partial sum (or None)."""
     total = np.zeros(1) if want_total else None
-    TEMPLATES[pattern](fg)(a, b, params, mult, out, gout, total)
+    TEMPLATES[pattern](fg)(b.size, a, b, params, mult, out, gout, total)
     return total
 
 

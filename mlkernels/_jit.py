@@ -9,8 +9,9 @@
 * The cache root is ``$MLKERNELS_CACHE_DIR``, else ``$XDG_CACHE_HOME/mlkernels``, else
   ``~/.cache/mlkernels``. If none is writable, kernels are simply not cached (never an
   import error). The caches of other builds are removed after 30 days unused.
-* Threads: TBB unless the user chose a layer through ``NUMBA_THREADING_LAYER``, and
-  small calls on the calling thread only (see ``_threads``).
+* Threads: TBB unless the user chose a layer through ``NUMBA_THREADING_LAYER``; each
+  template is compiled parallel and serial, and small calls run the serial one
+  (:class:`CpuKernel`, ``_threads``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import numba
@@ -29,7 +31,7 @@ from numba.core import caching
 
 from mlkernels import _threads
 
-__all__ = ["cpu_jit", "cache_dir", "source_hash"]
+__all__ = ["CpuKernel", "cache_dir", "cpu_jit", "cpu_kernel", "source_hash"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -42,9 +44,9 @@ _threads.select()  # before numba's first parallel kernel picks a layer
 
 @functools.cache
 def source_hash() -> str:
-    """SHA-256 (first 16 hex digits) of every Python source file of the package, numba's
-    version and the settings compiled into the kernels."""
-    h = hashlib.sha256(f"{numba.__version__} {_threads.PARALLEL_MIN}".encode())
+    """SHA-256 (first 16 hex digits) of every Python source file of the package and
+    numba's version."""
+    h = hashlib.sha256(numba.__version__.encode())
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         h.update(str(path.relative_to(PACKAGE_DIR)).encode())
         h.update(path.read_bytes())
@@ -125,16 +127,49 @@ def _install_locator() -> None:
         impl._locator_classes.insert(0, _PackageCacheLocator)
 
 
-def cpu_jit(fn):
-    """Compile a kernel template for the CPU: parallel, cached where possible."""
-    _threads.launch()  # the kernels call the threading layer's functions (_threads.begin)
+def _njit(fn, parallel: bool):
     return numba.njit(
-        parallel=True,
+        parallel=parallel,
         cache=cache_dir() is not None,
         fastmath=set(FASTMATH),
         error_model="numpy",
         nogil=True,
     )(fn)
+
+
+def cpu_jit(fn):
+    """Compile a function for the CPU: parallel, cached where possible."""
+    return _njit(fn, parallel=True)
+
+
+class CpuKernel:
+    """A kernel template compiled twice, lazily: ``parallel`` (its ``prange`` loops on
+    every thread) and ``serial`` (the same loops on the calling thread). A call names its
+    element count first: below ``_threads.PARALLEL_MIN`` the serial kernel runs, so a
+    small call wakes no thread (see ``_threads``)."""
+
+    __slots__ = ("parallel", "serial")
+
+    def __init__(self, fn):
+        self.parallel = _njit(fn, parallel=True)
+        # A copy under its own name: numba's cache files are named after the function,
+        # and its index keys do not tell a parallel compilation from a serial one.
+        twin = types.FunctionType(
+            fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
+        )
+        twin.__qualname__ = fn.__qualname__ + "_serial"
+        twin.__module__ = fn.__module__
+        self.serial = _njit(twin, parallel=False)
+
+    def __call__(self, work: int, *args):
+        if work < _threads.PARALLEL_MIN:
+            return self.serial(*args)
+        return self.parallel(*args)
+
+
+def cpu_kernel(fn) -> CpuKernel:
+    """Compile a kernel template for the CPU (see :class:`CpuKernel`)."""
+    return CpuKernel(fn)
 
 
 def threading_layer() -> str:

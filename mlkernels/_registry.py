@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlkernels import reference
+from mlkernels import _threads, reference
 
 CLASSES = 10  # columns of the (n / CLASSES, CLASSES) inputs of cce and nll
 ROW_COLS = 1024  # default row length of the "rows" entries
@@ -371,7 +371,16 @@ class Entry:
         return factory(*tensors), sync
 
     def warm(self, dtype, device: str = "cpu") -> None:
-        """Run every call of the entry once on tiny data (compiles or loads its kernels)."""
+        """Run every call of the entry on tiny data (compiles or loads its kernels): on the
+        CPU once with the serial and once with the parallel kernels."""
+        if device == "cpu":
+            for bound in (1 << 62, 0):
+                with _threads.parallel_min(bound):
+                    self._warm(dtype, device)
+        else:
+            self._warm(dtype, device)
+
+    def _warm(self, dtype, device: str) -> None:
         args = self.args(2 * CLASSES, dtype, cols=5)
         if device == "cuda":
             from numba import cuda

@@ -25,25 +25,26 @@ and what it costs. :func:`describe` says which and why (``mk.show_config()``).
 
 Small calls run on the calling thread. Waking the other threads for a kernel of a few
 microseconds costs more than it saves, and right after a BLAS product those threads
-compete with BLAS's for the cores: every template calls :func:`begin` with its element
-count, and below ``PARALLEL_MIN`` elements (``$MLKERNELS_PARALLEL_MIN``, default 2**18)
-the kernel's loops run on one thread. The number is compiled into the kernels (the JIT
-cache is keyed on it).
+compete with BLAS's for the cores (OpenBLAS makes the same choice for small products).
+Every CPU template is compiled twice, with its ``prange`` loops parallel and as plain
+loops (``_jit.CpuKernel``); a call on fewer than ``PARALLEL_MIN`` elements
+(``$MLKERNELS_PARALLEL_MIN``, default 2**18) runs the serial one, which also skips the
+~1 us of setting up a parallel region.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numba
-from numba import types
-from numba.extending import register_jitable
 
-__all__ = ["PARALLEL_MIN", "begin", "describe", "end", "launch", "select"]
+__all__ = ["PARALLEL_MIN", "describe", "parallel_min", "select"]
 
 _DEFAULT_PARALLEL_MIN = 1 << 18
 
@@ -65,39 +66,20 @@ def _parallel_min() -> int:
     return value
 
 
-#: Kernels over fewer elements than this run on the calling thread only.
+#: Calls on fewer elements than this run the serial kernels, on the calling thread.
 PARALLEL_MIN = _parallel_min()
 
 
-# The threading layer's own (thread-local) thread count, called by symbol name as numba's
-# parallel loops do: ``numba.set_num_threads`` inside a kernel would embed the address of
-# a ctypes function, which numba cannot cache.
-_get_threads = types.ExternalFunction("get_num_threads", types.intc())
-_set_threads = types.ExternalFunction("set_num_threads", types.void(types.intc))
-
-
-@register_jitable
-def begin(work):
-    """Called by a kernel before its parallel loops: below ``PARALLEL_MIN`` elements of
-    ``work`` they run on this thread only. Returns the thread count for :func:`end`."""
-    threads = _get_threads()
-    if work < PARALLEL_MIN:
-        _set_threads(1)
-    return threads
-
-
-@register_jitable
-def end(threads):
-    """Restore the caller's thread count after the kernel's parallel loops."""
-    _set_threads(threads)
-
-
-def launch() -> None:
-    """Start numba's threading layer (once): before a kernel that calls :func:`begin` is
-    compiled or loaded from the cache, the symbols it calls must exist."""
-    from numba.np.ufunc.parallel import _launch_threads
-
-    _launch_threads()
+@contextlib.contextmanager
+def parallel_min(value: int) -> Iterator[None]:
+    """Use ``value`` as ``PARALLEL_MIN`` inside the block (``precompile`` compiles both
+    kinds of kernel with 0 and with a huge value; not meant for concurrent use)."""
+    global PARALLEL_MIN
+    saved, PARALLEL_MIN = PARALLEL_MIN, value
+    try:
+        yield
+    finally:
+        PARALLEL_MIN = saved
 
 
 _TBB_NAMES = {"linux": "libtbb.so.12", "darwin": "libtbb.12.dylib", "win32": "tbb12.dll"}

@@ -1,5 +1,5 @@
 """CPU threads: TBB by default (loaded from the ``tbb`` package), a warned fallback, the
-user's ``NUMBA_THREADING_LAYER`` respected; small calls on the calling thread; results
+user's ``NUMBA_THREADING_LAYER`` respected; small calls on the serial kernels; results
 that do not depend on the threads; forking after a kernel ran; concurrent callers.
 
 Most checks run in a fresh interpreter: numba picks its threading layer once per process.
@@ -16,7 +16,6 @@ from pathlib import Path
 import numba
 import numpy as np
 import pytest
-from numba import njit, prange
 
 import mlkernels as mk
 from mlkernels import _threads
@@ -77,7 +76,7 @@ res = dict(
     batch_norm=mk.batch_norm(x, g, g)[0],
 )
 np.savez(sys.argv[1] if len(sys.argv) > 1 else "out.npz", **res)
-print(numba.threading_layer(), numba.get_num_threads())
+print(numba.get_num_threads())
 """
 
 
@@ -177,37 +176,27 @@ def test_a_bad_parallel_min_is_a_warning_and_the_default(tmp_path):
     assert "MLKERNELS_PARALLEL_MIN='lots'" in done.stderr
 
 
-@njit(parallel=True, cache=False)
-def _threads_seen(work, ids):  # pragma: no cover - compiled
-    threads = _threads.begin(work)
-    seen = numba.get_num_threads()
-    for i in prange(ids.size):
-        ids[i] = numba.get_thread_id()
-    _threads.end(threads)
-    return seen
+def test_small_calls_run_the_serial_kernel_and_large_ones_the_parallel_one():
+    from mlkernels import _cpu, activations
 
-
-def test_small_calls_run_on_the_calling_thread_and_restore_the_count():
-    _threads.launch()  # the threading layer's symbols, before _threads_seen compiles
-    ids = np.full(4096, -1)
-    assert _threads_seen(BIG - 1, ids) == 1
-    assert (ids == 0).all()
-    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
-    assert _threads_seen(BIG, ids) == numba.config.NUMBA_NUM_THREADS
-    numba.set_num_threads(1)  # the caller's own setting survives both kinds of call
-    try:
-        assert _threads_seen(BIG, ids) == 1
-        assert _threads_seen(BIG - 1, ids) == 1
-        assert numba.get_num_threads() == 1
-    finally:
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    kernel = _cpu.unary(activations._relu)
+    x = np.random.default_rng(0).standard_normal(BIG).astype(np.float32)
+    before = len(kernel.parallel.signatures), len(kernel.serial.signatures)
+    np.testing.assert_array_equal(mk.relu(x[: BIG - 1]), np.maximum(0, x[: BIG - 1]))
+    assert len(kernel.serial.signatures) == max(before[1], 1)
+    assert len(kernel.parallel.signatures) == before[0]
+    np.testing.assert_array_equal(mk.relu(x), np.maximum(0, x))
+    assert len(kernel.parallel.signatures) == max(before[0], 1)
+    with _threads.parallel_min(0):  # the knob is read at every call
+        np.testing.assert_array_equal(mk.relu(x[:10]), np.maximum(0, x[:10]))
+    assert _threads.PARALLEL_MIN == BIG
 
 
 def test_results_do_not_depend_on_the_threads(tmp_path):
     """Every CPU template, on parallel-sized data: all threads (the default), one thread
-    (``NUMBA_NUM_THREADS=1``) and every call on the calling thread
-    (``MLKERNELS_PARALLEL_MIN`` above the size) give bit-identical results, reductions
-    included (their chunks follow the size, not the threads)."""
+    (``NUMBA_NUM_THREADS=1``) and the serial kernels (``MLKERNELS_PARALLEL_MIN`` above the
+    size) give bit-identical results, reductions included (their chunks follow the size,
+    not the threads)."""
     runs = {
         "default": {},
         "one-thread": {"NUMBA_NUM_THREADS": "1"},
@@ -218,7 +207,7 @@ def test_results_do_not_depend_on_the_threads(tmp_path):
         out = tmp_path / f"{name}.npz"
         done = _run(EVERY_TEMPLATE.replace('"out.npz"', repr(str(out))), tmp_path, **env)
         results[name] = dict(np.load(out))
-        threads = done.stdout.split()[1]
+        threads = done.stdout.split()[0]
         assert threads == ("1" if name == "one-thread" else str(numba.config.NUMBA_NUM_THREADS))
     base = results["default"]
     for name in ("one-thread", "serial"):
