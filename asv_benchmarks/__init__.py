@@ -9,5 +9,9 @@
   PyTorch on the large sizes as ``track_`` benchmarks; the read + write bandwidth.
 * ``benchmarks_norms``: the same for the weight penalties, dropout, layer_norm, batch_norm
   and max_norm, and their gradients.
+* ``benchmarks_training``: what users run, a NumPy MLP training loop (BLAS products
+  between the formula calls; ``examples/train_mlp.py``) with the NumPy formulas and with
+  mlkernels, alone and with PyTorch or scikit-learn working between epochs, and the
+  speedup measured with epochs run alternately.
 * ``compile_time``: a kernel's first call with a cold and with a warm disk cache.
 """

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 import mlkernels
-from mlkernels import _registry
+from mlkernels import _registry, _threads
 from mlkernels._bench import _noop, synchronizer
 
 try:  # import once in the server, not in every benchmark process; starts no driver
@@ -103,8 +103,11 @@ class Case:
         else:
             self.args = self.host_args
             warm = entry.args(2 * _registry.CLASSES, dtype, cols=5)  # CPU kernels: types only
-        for fn in entry.calls(warm).values():
-            fn()
+        # tiny data, but the kernels (serial or parallel) that calls on n elements run
+        parallel = device == "cpu" and n >= _threads.PARALLEL_MIN
+        with _threads.parallel_min(0 if parallel else _threads.PARALLEL_MIN):
+            for fn in entry.calls(warm).values():
+                fn()
         self.fns = entry.calls(self.args)
         #: bytes a call moves: the inputs, and the arrays it returns (none for a loss)
         self.nbytes = self.input_bytes

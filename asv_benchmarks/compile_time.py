@@ -2,8 +2,8 @@
 
 ``timeraw_`` benchmarks run their code in a new Python process and time only the
 statement, not the imports: the first call of one loss (value, default reduction) on
-1000 float64, which compiles its parallel kernel (or loads it from the disk cache) and
-starts numba's threads.
+1000 float64, which compiles its serial kernel (or loads it from the disk cache; a call
+this small runs on the calling thread and starts no thread).
 
 * ``timeraw_first_call_cold``: the JIT cache disabled (``MLKERNELS_CACHE_DIR`` set to a
   path that cannot be a directory), so the kernel is compiled.
@@ -53,7 +53,8 @@ class CompileTime:
 
     def timeraw_first_call_cached_threads_started(self, loss: str) -> tuple[str, str]:
         """As ``first_call_cached`` but with numba's threads already started by another
-        parallel function: what a cached kernel itself costs on its first call."""
+        parallel function (they were started by the first call before small calls ran
+        serial kernels; kept to compare with that history)."""
         return "f(*args)", _SETUP.format(env="", name=loss) + _START_THREADS
 
 
