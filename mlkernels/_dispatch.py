@@ -50,9 +50,6 @@ class ColOp(NamedTuple):
     emit: Callable
 
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 class DeviceMismatchError(ValueError):
     """Host (NumPy) and device (CUDA) arrays were mixed in one call."""
 
@@ -185,6 +182,23 @@ def _result(backend: ModuleType, out: Any, shape: tuple, dtype: np.dtype) -> Any
     return check_out(backend, out, shape, dtype)
 
 
+def scratch(backend: ModuleType, res: Any, out: Any, *inputs: Any) -> Any:
+    """Where a kernel writes ``res``: ``res`` itself, or a new array when the caller's
+    ``out=`` shares memory with an input (host arrays), as NumPy's ufuncs buffer such
+    calls: the kernel would read values it already overwrote, or take a slower loop that
+    sums in another order. :func:`settle` copies it into ``res`` afterwards."""
+    if out is not None and backend.is_host:
+        if any(a is not None and np.may_share_memory(res, a) for a in inputs):
+            return backend.empty(tuple(res.shape), res.dtype)
+    return res
+
+
+def settle(res: Any, work: Any) -> None:
+    """Copy the kernel's result into the caller's ``out=`` if it went elsewhere."""
+    if work is not res:
+        res[...] = work
+
+
 def give(backend: ModuleType, result: Any, out: Any, like: Any) -> Any:
     """What the caller gets: its own ``out=`` object, or the result as its kind of array."""
     if out is not None:
@@ -217,9 +231,12 @@ def map_unary(f: Callable, want: str, x: Any, params: tuple, out: Any = None) ->
     xa = arrs["x"]
     dtype = real_dtype(arrs)
     res = _result(backend, out, tuple(xa.shape), dtype)
-    flat_res = res.reshape(res.size)
+    flat_x = backend.flat(xa, dtype)
+    work = scratch(backend, res, out, flat_x)
+    flat_res = work.reshape(work.size)
     value, grad = (flat_res, None) if want == "value" else (None, flat_res)
-    backend.run_unary(f, backend.flat(xa, dtype), params or (0.0,), value, grad)
+    backend.run_unary(f, flat_x, params or (0.0,), value, grad)
+    settle(res, work)
     return give(backend, res, out, x)
 
 
@@ -287,8 +304,10 @@ def map_rows(
     """
     backend, dtype, shape, x2, y2, w1, b1 = _as_2d(x, y, w, b, axis=-1)
     res = _result(backend, out, shape, dtype)
+    work = scratch(backend, res, out, x2, y2, w1, b1)
     st = backend.empty((x2.shape[0], 2), np.dtype(np.float64)) if stats else None
-    backend.run_rows(op, x2, y2, w1, b1, params, res.reshape(x2.shape), st)
+    backend.run_rows(op, x2, y2, w1, b1, params, work.reshape(x2.shape), st)
+    settle(res, work)
     result = give(backend, res, out, x[1])
     return (result, st, x2, y2) if stats else result
 
@@ -313,8 +332,13 @@ def map_cols(
     """
     backend, dtype, shape, x2, y2, w1, b1 = _as_2d(x, y, w, b, axis=0)
     res = [_result(backend, out if i == 0 else None, shape, dtype) for i in range(outputs)]
-    k_out = [r.reshape(x2.shape) for r in res] + [None] * (2 - outputs)
+    work = list(res)  # out= is the first output, if any: that one may overlap an input
+    if outputs:
+        work[0] = scratch(backend, res[0], out, x2, y2, aux, w1, b1)
+    k_out = [r.reshape(x2.shape) for r in work] + [None] * (2 - outputs)
     acc = backend.run_cols(op, x2, y2, aux, w1, b1, params, k_out[0], k_out[1])
+    for r, wk in zip(res, work, strict=True):
+        settle(r, wk)
     res = [give(backend, r, out if i == 0 else None, x[1]) for i, r in enumerate(res)]
     res += [None] * (2 - outputs)
     return res[0], res[1], acc, backend, dtype
@@ -348,16 +372,22 @@ def run_terms(
     n = math.prod(value_shape)
     # the kernels see the prediction as b: flat (N,) or rows (n, C, R) with values (n, R)
     k_value = b.shape if b.ndim == 1 else (b.shape[0], b.shape[2])
-    gout = kgout = None
+    gout = kgout = gwork = None
     if want != "value":
         gout = gbuf if gbuf is not None else backend.empty(grad_shape, dtype)
-        kgout = gout.reshape(b.shape)
+        gwork = scratch(backend, gout, gbuf, a, b)
+        kgout = gwork.reshape(b.shape)
     if reduction == "none":
-        vout = kvout = None
+        vout = kvout = vwork = None
         if want != "grad":
             vout = vbuf if vbuf is not None else backend.empty(value_shape, dtype)
-            kvout = vout.reshape(k_value)
+            vwork = scratch(backend, vout, vbuf, a, b)
+            kvout = vwork.reshape(k_value)
         backend.launch(pattern, fg, a, b, params, dtype.type(1), kvout, kgout, False)
+        if vout is not None:
+            settle(vout, vwork)
+        if gout is not None:
+            settle(gout, gwork)
         return _wanted(want, vout, gout)
     if n == 0:
         raise ValueError(f"reduction={reduction!r} of an empty input")
@@ -365,11 +395,14 @@ def run_terms(
     mult = dtype.type(scale)
     if want == "grad" and fin is identity:
         backend.launch(pattern, fg, a, b, params, mult, None, kgout, False)
+        settle(gout, gwork)
         return gout
     total = backend.launch(pattern, fg, a, b, params, mult, None, kgout, True)
     value, d = backend.finish(total, scale, fin, dtype)
-    if gout is not None and fin is not identity:
-        backend.rescale(gout, d)
+    if gout is not None:
+        if fin is not identity:
+            backend.rescale(gwork, d)
+        settle(gout, gwork)
     return _wanted(want, value, gout)
 
 
