@@ -20,8 +20,9 @@ its layer (at the first parallel kernel), :func:`select` finds the library where
 package installed it and loads it by path; numba's ``tbbpool`` module then resolves it.
 
 The choice, in order: ``NUMBA_THREADING_LAYER`` when the user set it (numba's own knob,
-respected as it is); else TBB when it loads; else OpenMP, with one warning saying why
-and what it costs. :func:`describe` says which and why (``mk.show_config()``).
+respected as it is; TBB is still loaded for numba to find unless it names ``omp`` or
+``workqueue``); else TBB when it loads; else OpenMP, with one warning saying why and
+what it costs. :func:`describe` says which and why (``mk.show_config()``).
 
 Small calls run on the calling thread. Waking the other threads for a kernel of a few
 microseconds costs more than it saves, and right after a BLAS product those threads
@@ -142,6 +143,8 @@ def select() -> tuple[str, str]:
         return _CHOICE
     user = os.environ.get("NUMBA_THREADING_LAYER")
     if user:
+        if user.lower() not in ("omp", "workqueue"):  # TBB may be numba's pick: help it
+            _load_tbb()
         _CHOICE = (user, "NUMBA_THREADING_LAYER is set")
         return _CHOICE
     loaded, where = _load_tbb()

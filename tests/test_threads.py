@@ -130,7 +130,10 @@ def test_without_tbb_it_falls_back_to_openmp_with_one_warning_saying_why(tmp_pat
     assert "threading layer: omp (TBB could not be loaded: " in done.stdout
 
 
-def test_the_users_threading_layer_is_respected(tmp_path):
+@pytest.mark.parametrize("layer", ["workqueue", "omp", "tbb"])
+def test_the_users_threading_layer_is_respected(tmp_path, layer):
+    if layer == "tbb" and not _tbb_installed():
+        pytest.skip("the tbb package is not installed on this platform")
     done = _run(
         """
         import numpy as np, mlkernels as mk, numba
@@ -139,10 +142,10 @@ def test_the_users_threading_layer_is_respected(tmp_path):
         mk.show_config()
         """,
         tmp_path,
-        NUMBA_THREADING_LAYER="workqueue",
+        NUMBA_THREADING_LAYER=layer,
     )
-    assert done.stdout.splitlines()[0] == "workqueue"
-    assert "threading layer: workqueue (NUMBA_THREADING_LAYER is set" in done.stdout
+    assert done.stdout.splitlines()[0] == layer
+    assert f"threading layer: {layer} (NUMBA_THREADING_LAYER is set" in done.stdout
     assert "RuntimeWarning" not in done.stderr
 
 
