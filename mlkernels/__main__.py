@@ -142,7 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(flush=True)
 
     for device in devices:  # compiles every kernel once, or loads it from the disk cache
-        mlkernels.precompile(names, dtypes=(args.dtype,), device=device, progress=progress)
+        mlkernels.precompile(
+            names, dtypes=(args.dtype,), device=device, progress=progress, sizes=[args.n]
+        )
     report = _bench.run(
         names,
         args.n,

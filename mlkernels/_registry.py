@@ -370,12 +370,12 @@ class Entry:
             sync = torch.cuda.synchronize
         return factory(*tensors), sync
 
-    def warm(self, dtype, device: str = "cpu") -> None:
+    def warm(self, dtype, device: str = "cpu", kinds=("serial", "parallel")) -> None:
         """Run every call of the entry on tiny data (compiles or loads its kernels): on the
-        CPU once with the serial and once with the parallel kernels."""
+        CPU once with each of ``kinds``, the serial and the parallel kernels."""
         if device == "cpu":
-            for bound in (1 << 62, 0):
-                with _threads.parallel_min(bound):
+            for kind in kinds:
+                with _threads.parallel_min(1 << 62 if kind == "serial" else 0):
                     self._warm(dtype, device)
         else:
             self._warm(dtype, device)

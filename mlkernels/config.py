@@ -97,26 +97,34 @@ def precompile(
     dtypes: Iterable[str] = ("float32", "float64"),
     device: str = "cpu",
     progress: bool = True,
+    *,
+    sizes: Iterable[int] | None = None,
 ) -> list[str]:
     """Compile (or load from the disk cache) every kernel of ``names`` ahead of time.
 
     ``names``: public function names (``"mse"``, ``"softmax"``, ``"batch_norm_grad"``,
     ...; default: every formula). Runs each function once per dtype on tiny data, in
     every way it is called: a loss, its gradient and its value-and-gradient for every
-    reduction; any other function plain and, where it takes one, with ``out=``. Returns
-    the names compiled.
+    reduction; any other function plain and, where it takes one, with ``out=``. On the
+    CPU each kernel exists twice, for calls below and from ``MLKERNELS_PARALLEL_MIN``
+    elements: ``sizes`` (element counts the calls will have) compiles only the ones those
+    sizes run; by default both. Returns the names compiled.
     """
-    from mlkernels import _registry
+    from mlkernels import _registry, _threads
 
     entries = _registry.entries(names)
     dtypes = [np.dtype(d) for d in dtypes]
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
+    kinds = ("serial", "parallel")
+    if sizes is not None:
+        small = [n < _threads.PARALLEL_MIN for n in sizes]
+        kinds = ("serial",) * any(small) + ("parallel",) * (not all(small))
     from tqdm.auto import tqdm
 
     done = []
     for entry in tqdm(entries, desc="mlkernels precompile", disable=not progress, unit="fn"):
         for dtype in dtypes:
-            entry.warm(dtype, device)
+            entry.warm(dtype, device, kinds)
         done.append(entry.name)
     return done

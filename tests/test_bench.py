@@ -118,6 +118,25 @@ def test_precompile_new_names():
         mk.precompile(["no_such_formula"], progress=False)
 
 
+def test_precompile_compiles_the_kernels_the_sizes_run(monkeypatch):
+    """Serial kernels for calls below MLKERNELS_PARALLEL_MIN elements, parallel ones from
+    it; both by default."""
+    from mlkernels import _cpu, _threads, activations
+
+    kernel = _cpu.unary(activations._relu)
+    ran = []
+    for kind in ("serial", "parallel"):
+        compiled = getattr(kernel, kind)
+        spy = lambda *args, _k=kind, _f=compiled: ran.append(_k) or _f(*args)  # noqa: E731
+        monkeypatch.setattr(kernel, kind, spy)
+    big = _threads.PARALLEL_MIN
+    for sizes, kinds in [(None, {"serial", "parallel"}), ([10], {"serial"}), ([big], {"parallel"}),
+                         ([10, 4 * big], {"serial", "parallel"}), ([], set())]:  # fmt: skip
+        ran.clear()
+        mk.precompile(["relu"], dtypes=("float32",), progress=False, sizes=sizes)
+        assert set(ran) == kinds, sizes
+
+
 def _has_torch() -> bool:
     try:
         import torch  # noqa: F401
