@@ -61,19 +61,34 @@ def _part(x, lo, hi):
     return x[lo:hi]
 
 
+#: Values summed per block of a chunk, after the block's loop wrote its outputs.
+SUM_BLOCK = 512
+
+
 @functools.cache
 def elementwise(fg):
-    """Terms ``fg(a[i], b[i])`` over two flat arrays of the same size."""
+    """Terms ``fg(a[i], b[i])`` over two flat arrays of the same size.
 
-    def terms(a, b, params, mult, out, gout):
-        acc = 0.0
+    A sum is taken apart from the loop that writes ``out`` / ``gout``: that loop keeps
+    the values of a block in ``vals``, and a loop with no stores adds them. LLVM gives a
+    loop with stores a vectorised and a scalar version, picked at run time by where the
+    arrays lie in memory; summed in that loop, the same data could give another last bit
+    for another ``out=`` buffer.
+    """
+
+    def terms(a, b, params, mult, out, gout, vals):
         for i in range(a.size):
             v, g = fg(float64(a[i]), float64(b[i]), params)
             if out is not None:
                 out[i] = v
             if gout is not None:
                 gout[i] = g * mult
-            acc += v
+            if vals is not None:
+                vals[i] = v
+        acc = 0.0
+        if vals is not None:
+            for i in range(a.size):
+                acc += vals[i]
         return acc
 
     terms = register_jitable(terms)
@@ -82,12 +97,22 @@ def elementwise(fg):
         n = a.size
         chunks = sum_chunks(n)
         size = (n + chunks - 1) // chunks
-        parts = np.empty(chunks)
+        parts = np.zeros(chunks)
         for p in prange(chunks):
             lo, hi = p * size, min(n, (p + 1) * size)
-            parts[p] = terms(
-                a[lo:hi], b[lo:hi], params, mult, _part(out, lo, hi), _part(gout, lo, hi)
-            )
+            if total is None:
+                terms(
+                    a[lo:hi], b[lo:hi], params, mult, _part(out, lo, hi), _part(gout, lo, hi), None
+                )
+            else:
+                vals = np.empty(SUM_BLOCK)
+                acc = 0.0
+                for s in range(lo, hi, SUM_BLOCK):
+                    e = min(hi, s + SUM_BLOCK)
+                    acc += terms(
+                        a[s:e], b[s:e], params, mult, _part(out, s, e), _part(gout, s, e), vals
+                    )
+                parts[p] = acc
         if total is not None:
             total[0] = _in_order(parts)
 
@@ -96,7 +121,9 @@ def elementwise(fg):
 
 @functools.cache
 def rows_dense(fg):
-    """Row terms ``sum_k fg(y[i, k, r], x[i, k, r])`` of (n, C, R) arrays; one per (i, r)."""
+    """Row terms ``sum_k fg(y[i, k, r], x[i, k, r])`` of (n, C, R) arrays; one per (i, r).
+    Each row's terms are kept in ``vals`` and added by a loop with no stores (see
+    :func:`elementwise`)."""
 
     def kernel(y, x, params, mult, out, gout, total):
         n, c, r = x.shape
@@ -105,16 +132,19 @@ def rows_dense(fg):
         size = (m + chunks - 1) // chunks
         parts = np.empty(chunks)
         for p in prange(chunks):
+            vals = np.empty(c)
             acc = 0.0
             for j in range(p * size, min(m, (p + 1) * size)):
                 i = j // r
                 q = j - i * r
-                s = 0.0
                 for k in range(c):
                     v, g = fg(float64(y[i, k, q]), float64(x[i, k, q]), params)
-                    s += v
+                    vals[k] = v
                     if gout is not None:
                         gout[i, k, q] = g * mult
+                s = 0.0
+                for k in range(c):
+                    s += vals[k]
                 if out is not None:
                     out[i, q] = s
                 acc += s

@@ -8,10 +8,11 @@ take the cores from BLAS's threads and the other way round: measured in a NumPy 
 training loop on 2 cores, every mlkernels call took 3-5 ms instead of 15-30 us and the
 loop ran 25-33x slower than with the NumPy formulas. GNU OpenMP also kills any forked
 child that runs a kernel ("fork() called from a process already using GNU OpenMP"), and
-a fork-started ``multiprocessing.Pool`` hangs. ``OMP_WAIT_POLICY=PASSIVE`` ends the
-fight but makes every small call ~40 us slower; numba's ``workqueue`` layer is not safe
-for calls from several Python threads. TBB's workers back off and sleep, it survives
-``fork``, and concurrent callers are safe: it is the default.
+a fork-started ``multiprocessing.Pool`` hangs. ``OMP_WAIT_POLICY=PASSIVE`` ends most of
+the fight but every parallel call then waits for sleeping workers to wake; numba's
+``workqueue`` layer is slower still and not safe for calls from several Python threads.
+TBB's workers back off and sleep, it survives ``fork``, and concurrent callers are safe:
+it is the default.
 
 Loading TBB. The ``tbb`` package (a dependency) puts ``libtbb.so.12`` in the
 environment's ``lib/`` folder, which a virtual environment's dynamic loader does not
@@ -119,7 +120,11 @@ def _load_tbb() -> tuple[bool, str]:
         except OSError as exc:
             errors.append(str(exc))
             continue
-        version = lib.TBB_runtime_interface_version
+        try:
+            version = lib.TBB_runtime_interface_version
+        except AttributeError:  # a library of that name, but not oneTBB's runtime
+            errors.append(f"{path} has no TBB_runtime_interface_version")
+            continue
         version.restype = ctypes.c_int
         interface = version()
         if interface < _TBB_MIN_INTERFACE:

@@ -549,6 +549,32 @@ def test_out_may_alias_an_input(name):
     np.testing.assert_array_equal(got, ref)
 
 
+@pytest.mark.parametrize("name", ["mse", "rmse", "cce"])
+def test_a_reduction_does_not_depend_on_where_out_lies_in_memory(name):
+    """Arrays side by side in one buffer, in every order, against separate arrays: the
+    same bits. (LLVM versions a loop with stores by where its arrays lie; a sum taken in
+    that loop changed its last bit with the out= buffer's address.)"""
+    bad = []
+    for n in range(2, 48):
+        args = O.make_inputs(name, n, "float64", rng_for(name, "layout", n))
+        pred = O.SPECS[name].pred
+        ref_v, ref_g = fn(name, "both")(*[a.copy() for a in args], reduction="sum")
+        size = sum(a.size for a in args) + args[pred].size
+        for order in ((0, 1, 2), (2, 0, 1), (0, 2, 1)):
+            buf = np.empty(size)
+            views, at = {}, 0
+            for k in order:  # k == 2: the out= buffer
+                a = args[pred] if k == 2 else args[k]
+                views[k] = buf[at : at + a.size].reshape(a.shape)
+                at += a.size
+            for k in (0, 1):
+                views[k][...] = args[k]
+            value, grad = fn(name, "both")(views[0], views[1], reduction="sum", out=views[2])
+            if value != ref_v or not np.array_equal(grad, ref_g):
+                bad.append((n, order))
+    assert not bad
+
+
 # --------------------------------------------------------------------------------------
 # Host / device mixes
 # --------------------------------------------------------------------------------------
