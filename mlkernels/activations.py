@@ -286,11 +286,18 @@ def _exp_stats(x, y, out, keep):
     if y is not None:
         for k in range(x.size):
             d += float64(y[k])
-    if m != -math.inf:
+    if m != -math.inf and keep:
+        for k in range(x.size):
+            out[k] = exp(x[k] - m)
+        # summed in a loop with no stores: in the loop above, LLVM's run-time choice of
+        # its vectorised or scalar version (by where out lies) would change the last bit
+        for k in range(x.size):
+            s += float64(out[k])
+            if y is not None:
+                t += float64(out[k]) * float64(y[k])
+    elif m != -math.inf:
         for k in range(x.size):
             e = exp(x[k] - m)
-            if keep:
-                out[k] = e
             s += float64(e)
             if y is not None:
                 t += float64(e) * float64(y[k])
