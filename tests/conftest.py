@@ -7,6 +7,7 @@ Fixtures:
 * ``device``: "cpu" and "gpu" (simulated or real); ``to_device(x, device)`` and
   ``to_host(x)`` move test data; ``sizes(device)`` gives the sizes to test.
 * ``cases``, ``scalar_result``, ``array_result``: shared parametrisation and result checks.
+* ``spy_on_kinds``: which compilation (serial or parallel) of a CPU kernel calls run.
 * Under the simulator every GPU test runs with 2 blocks of 32 threads, so several blocks
   and the grid-stride loop are covered by tiny arrays.
 """
@@ -75,6 +76,21 @@ def array_result(got, dtype, shape, device) -> np.ndarray:
     assert h.dtype == np.dtype(dtype), f"dtype {h.dtype}, expected {dtype}"
     assert h.shape == tuple(shape), f"shape {h.shape}, expected {tuple(shape)}"
     return h
+
+
+def spy_on_kinds(monkeypatch, kernel) -> list[str]:
+    """Record which compilation of a CPU kernel (``"serial"`` or ``"parallel"``, see
+    ``mlkernels._jit.CpuKernel``) each call runs; returns the list it appends to."""
+    ran: list[str] = []
+    for kind in ("serial", "parallel"):
+        compiled = getattr(kernel, kind)
+
+        def spy(*args, _kind=kind, _compiled=compiled):
+            ran.append(_kind)
+            return _compiled(*args)
+
+        monkeypatch.setattr(kernel, kind, spy)
+    return ran
 
 
 @pytest.fixture(params=["cpu", "gpu"])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import mlkernels as mk
+from conftest import spy_on_kinds
 from mlkernels import __main__ as main_job
 from mlkernels import _bench, _registry, reference
 
@@ -123,12 +124,7 @@ def test_precompile_compiles_the_kernels_the_sizes_run(monkeypatch):
     it; both by default."""
     from mlkernels import _cpu, _threads, activations
 
-    kernel = _cpu.unary(activations._relu)
-    ran = []
-    for kind in ("serial", "parallel"):
-        compiled = getattr(kernel, kind)
-        spy = lambda *args, _k=kind, _f=compiled: ran.append(_k) or _f(*args)  # noqa: E731
-        monkeypatch.setattr(kernel, kind, spy)
+    ran = spy_on_kinds(monkeypatch, _cpu.unary(activations._relu))
     big = _threads.PARALLEL_MIN
     for sizes, kinds in [(None, {"serial", "parallel"}), ([10], {"serial"}), ([big], {"parallel"}),
                          ([10, 4 * big], {"serial", "parallel"}), ([], set())]:  # fmt: skip

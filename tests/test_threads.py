@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import mlkernels as mk
+from conftest import spy_on_kinds
 from mlkernels import _threads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,12 +183,7 @@ def test_a_bad_parallel_min_is_a_warning_and_the_default(tmp_path):
 def test_small_calls_run_the_serial_kernel_and_large_ones_the_parallel_one(monkeypatch):
     from mlkernels import _cpu, activations
 
-    kernel = _cpu.unary(activations._relu)
-    ran = []
-    for kind in ("serial", "parallel"):
-        compiled = getattr(kernel, kind)
-        spy = lambda *args, _k=kind, _f=compiled: ran.append(_k) or _f(*args)  # noqa: E731
-        monkeypatch.setattr(kernel, kind, spy)
+    ran = spy_on_kinds(monkeypatch, _cpu.unary(activations._relu))
     x = np.random.default_rng(0).standard_normal(BIG).astype(np.float32)
     np.testing.assert_array_equal(mk.relu(x[: BIG - 1]), np.maximum(0, x[: BIG - 1]))
     np.testing.assert_array_equal(mk.relu(x), np.maximum(0, x))
