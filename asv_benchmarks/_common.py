@@ -23,11 +23,12 @@ import numpy as np
 from numba import njit
 
 import mlkernels
-from mlkernels import _registry, _threads
-from mlkernels._bench import _noop, synchronizer
+from mlkernels._bench import registry as _registry
+from mlkernels._bench.measure import _noop, synchronizer
+from mlkernels._core import threads as _threads
 
 try:  # import once in the server, not in every benchmark process; starts no driver
-    from numba import cuda
+    from mlkernels._core.cuda import cuda
 except ImportError:  # pragma: no cover - numba without its CUDA target
     cuda = None
 

@@ -8,7 +8,7 @@
 ``time_call`` times one call by each ``library``: ``mlkernels``, ``numpy`` (the formula;
 CPU only) and ``torch`` (PyTorch's equivalent: ``torch.sigmoid``, ``F.gelu(approximate=
 "tanh")``, ...; derivatives are PyTorch's backward ops given an all-ones upstream gradient,
-see ``mlkernels._registry.torch_baselines``). The ``*Speedup`` classes track mlkernels'
+see ``mlkernels._bench.registry.torch_baselines``). The ``*Speedup`` classes track mlkernels'
 GB/s (inputs + returned arrays; relate to ``CopyBandwidth``) and its speedup over
 PyTorch, measured interleaved in one process, on the large sizes only (n = 1e7; rows of
 1024 and 4096): the quick run stays short, and GB/s means memory bandwidth only there.
@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from asv_benchmarks import _common
 from asv_benchmarks._common import DEVICES, DTYPES, LIBRARIES, SIZES
-from mlkernels import _bench, _registry
+from mlkernels._bench import measure as _bench
+from mlkernels._bench import registry as _registry
 
 ELEMENTWISE = [
     e.name for e in _registry.ENTRIES.values() if e.family == "activations" and e.layout == "flat"
@@ -65,7 +66,7 @@ class RowsSpeedup(_common._Tracks):
 
 class CopyBandwidth:
     """Streaming read + write bandwidth, to relate the GB/s of functions that return arrays
-    to: the main job's probe (``mlkernels._bench.BandwidthProbe(kind="copy")``). CPU: a
+    to: the main job's probe (``mlkernels._bench.measure.BandwidthProbe(kind="copy")``). CPU: a
     numba parallel ``b = 2 a`` over 80 MB float64 arrays, counting both. GPU: a
     device-to-device copy of 256 MiB of float64, counting the bytes read and written.
     """

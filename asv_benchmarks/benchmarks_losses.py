@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from asv_benchmarks import _common
 from asv_benchmarks._common import DEVICES, DTYPES, LOSSES, SIZES
-from mlkernels import _bench, _registry
+from mlkernels._bench import measure as _bench
+from mlkernels._bench import registry as _registry
 
 
 class Losses:
@@ -68,7 +69,7 @@ class NumpyFormulas:
 
 class MemoryBandwidth:
     """Streaming bandwidth of the machine, to relate the losses' GB/s to: the main job's
-    probe (``mlkernels._bench.BandwidthProbe``). CPU: a numba parallel sum over two
+    probe (``mlkernels._bench.measure.BandwidthProbe``). CPU: a numba parallel sum over two
     float64 arrays of 80 MB each (read only, as a loss reads its two inputs). GPU: a
     device-to-device copy of 256 MiB of float64, counting the bytes read and written.
     """

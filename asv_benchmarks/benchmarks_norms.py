@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from asv_benchmarks import _common
 from asv_benchmarks._common import DEVICES, DTYPES, LIBRARIES, SIZES
-from mlkernels import _registry
+from mlkernels._bench import registry as _registry
 
 PENALTIES = [
     e.name

@@ -15,14 +15,14 @@ rows of one-hot labels (cce) and rows of class indices (nll).
 
 from __future__ import annotations
 
-from mlkernels import _registry
+from mlkernels._bench import registry as _registry
 
 NAMES = ["huber", "focal", "cce", "nll"]
 
 _SETUP = """
 import os
 {env}
-from mlkernels import _registry
+from mlkernels._bench import registry as _registry
 entry = _registry.ENTRIES[{name!r}]
 args = entry.args(1000, "float64")
 f = entry.function

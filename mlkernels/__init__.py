@@ -4,7 +4,7 @@
 (GPU kernel) and returns the caller's kind of array. Nothing is compiled at import.
 """
 
-from mlkernels._dispatch import DeviceMismatchError
+from mlkernels._core.pipeline import DeviceMismatchError
 from mlkernels._version import __version__
 from mlkernels.activations import (
     elu,
@@ -75,9 +75,8 @@ from mlkernels.losses import (
     squared_hinge_grad,
     squared_hinge_value_and_grad,
 )
+from mlkernels.normalisation import batch_norm, batch_norm_grad, layer_norm, layer_norm_grad
 from mlkernels.regularisation import (
-    batch_norm,
-    batch_norm_grad,
     dropout,
     elastic_net,
     elastic_net_grad,
@@ -85,8 +84,6 @@ from mlkernels.regularisation import (
     l1_loss,
     l2_grad,
     l2_loss,
-    layer_norm,
-    layer_norm_grad,
     max_norm,
 )
 

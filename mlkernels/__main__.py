@@ -40,7 +40,7 @@ def _positive(text: str) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """The command line of the main job."""
-    from mlkernels import _registry
+    from mlkernels._bench import registry as _registry
 
     row_names = [e.name for e in _registry.ENTRIES.values() if e.layout == "rows"]
     script = not sys.argv[0].endswith("__main__.py")  # the console script, not python -m
@@ -96,7 +96,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the main job; return the exit status (0 ok, 1 a check failed, 2 usage)."""
     import mlkernels
-    from mlkernels import _bench, _registry
+    from mlkernels._bench import measure as _bench
+    from mlkernels._bench import registry as _registry
 
     args = parser().parse_args(argv)
     progress = not args.no_progress

@@ -3,10 +3,10 @@
 Each elementwise activation is ONE scalar function ``f(x, i, params) -> (value,
 derivative)`` written once for both devices (``i``, the element's index, is unused here;
 dropout needs it) and computed in the data's own precision: float32 data in float32 (the
-CPU kernels then run 8 lanes wide on AVX2 with :mod:`mlkernels._vmath`), float64 in
+CPU kernels then run 8 lanes wide on AVX2 with :mod:`mlkernels._core.vmath`), float64 in
 float64. Constants go through ``like(x, c)`` so that they take ``x``'s type. The public
-functions are thin: ``sigmoid(x)`` returns the values, ``sigmoid_grad(x)`` the
-derivatives, both through the ``unary`` template (the unused half is removed at compile
+functions are declarations: ``sigmoid(x)`` returns the values, ``sigmoid_grad(x)`` the
+derivatives, both through the ``map`` template (the unused half is removed at compile
 time).
 
 Where the NumPy formula overflows, the function is rewritten with ``e = exp(-|x|)``, which
@@ -15,22 +15,21 @@ to rounding for every input, and NaN stays NaN.
 
 softmax and log_softmax (and their vector-Jacobian products) are row operations: one pass
 for the row's max, one for the exponentials and their sums (kept in the output), one to
-rescale them (the row is then in cache); see :class:`mlkernels._dispatch.RowOp`.
+rescale them (the row is then in cache); see :class:`mlkernels._core.templates.RowOp`.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 from numba import float64
 from numba.extending import register_jitable
 
-from mlkernels import _dispatch
-from mlkernels._dispatch import RowOp
-from mlkernels._math import as_elem, maximum
-from mlkernels._vmath import exp, expm1, like, log
-from mlkernels._vmath import tanh as _tanh
+from mlkernels._bench import data
+from mlkernels._core.scalar import as_elem
+from mlkernels._core.spec import formula
+from mlkernels._core.stats import exp_merge, exp_stats, kept_scale
+from mlkernels._core.templates import Map, RowOp, Rows
+from mlkernels._core.vmath import exp, expm1, like, log
+from mlkernels._core.vmath import tanh as _tanh
 
 __all__ = [
     "elu",
@@ -79,12 +78,12 @@ def _logistic(x):
 
 
 @register_jitable
-def _sigmoid(x, i, params):
+def _sigmoid(x, params):
     return _logistic(x)
 
 
 @register_jitable
-def _tanh_fg(x, i, params):
+def _tanh_fg(x, params):
     # 1 - tanh² = 4e / (1 + e)² with e = exp(-2|x|): no cancellation where tanh is near ±1
     one = like(x, 1.0)
     e = exp(like(x, -2.0) * abs(x))
@@ -93,35 +92,35 @@ def _tanh_fg(x, i, params):
 
 
 @register_jitable
-def _relu(x, i, params):
+def _relu(x, params):
     zero = like(x, 0.0)
     one = like(x, 1.0)
     return (zero if x <= 0 else x), (zero if x <= 0 else (one if x > 0 else x))
 
 
 @register_jitable
-def _leaky_relu(x, i, params):
+def _leaky_relu(x, params):
     alpha = like(x, params[0])
     one = like(x, 1.0)
     return (x if x > 0 else alpha * x), (one if x > 0 else (alpha if x <= 0 else x))
 
 
 @register_jitable
-def _elu(x, i, params):
+def _elu(x, params):
     alpha = like(x, params[0])
     one = like(x, 1.0)
     return (x if x > 0 else alpha * expm1(x)), (one if x > 0 else alpha * exp(x))
 
 
 @register_jitable
-def _selu(x, i, params):
+def _selu(x, params):
     lam = like(x, SELU_LAMBDA)
     la = like(x, SELU_LAMBDA * SELU_ALPHA)
     return (lam * x if x > 0 else la * expm1(x)), (lam if x > 0 else la * exp(x))
 
 
 @register_jitable
-def _gelu(x, i, params):
+def _gelu(x, params):
     # 0.5 x (1 + tanh(u)) = x σ(2u): no cancellation of 1 + tanh(u) for x << 0
     c = like(x, GELU_C)
     a3 = like(x, 3.0 * GELU_A)
@@ -134,13 +133,13 @@ def _gelu(x, i, params):
 
 
 @register_jitable
-def _swish(x, i, params):
+def _swish(x, params):
     s, ds = _logistic(x)
     return x * s, s + x * ds
 
 
 @register_jitable
-def _mish(x, i, params):
+def _mish(x, params):
     # tanh(softplus(x)) = n / (n + 2), n = eˣ (eˣ + 2); written with q = exp(-|x|) so that
     # nothing overflows, and with 1 - t given directly (no cancellation where t is near 1)
     one = like(x, 1.0)
@@ -160,105 +159,139 @@ def _mish(x, i, params):
 # --------------------------------------------------------------------------------------
 
 
-def _alpha(alpha: Any) -> tuple[float, ...]:
-    return tuple(_dispatch.real_numbers({"alpha": alpha}).values())
-
-
+@formula(
+    Map(_sigmoid, 0),
+    family="activations",
+    data=data.normal,
+    transcendental=True,
+    derivative="sigmoid_grad",
+)
 def sigmoid(x, *, out=None):
     """Sigmoid, ``σ(x) = 1 / (1 + e^{-x})``; exact 0 and 1 at ±1000, no overflow."""
-    return _dispatch.map_unary(_sigmoid, "value", x, (), out)
 
 
+@formula(Map(_sigmoid, 1), family="activations", data=data.normal, transcendental=True)
 def sigmoid_grad(x, *, out=None):
     """``σ'(x) = σ(x) (1 - σ(x))``, computed as ``e / (1 + e)²``, ``e = exp(-|x|)``."""
-    return _dispatch.map_unary(_sigmoid, "grad", x, (), out)
 
 
+@formula(
+    Map(_tanh_fg, 0),
+    family="activations",
+    data=data.normal,
+    transcendental=True,
+    derivative="tanh_grad",
+)
 def tanh(x, *, out=None):
     """Hyperbolic tangent, ``tanh(x)``."""
-    return _dispatch.map_unary(_tanh_fg, "value", x, (), out)
 
 
+@formula(Map(_tanh_fg, 1), family="activations", data=data.normal, transcendental=True)
 def tanh_grad(x, *, out=None):
     """``1 - tanh²(x)``, computed as ``4e / (1 + e)²``, ``e = exp(-2|x|)``: accurate
     where ``tanh(x)`` rounds to ±1."""
-    return _dispatch.map_unary(_tanh_fg, "grad", x, (), out)
 
 
+@formula(Map(_relu, 0), family="activations", data=data.normal, derivative="relu_grad")
 def relu(x, *, out=None):
     """ReLU, ``max(0, x)`` (NaN stays NaN, as ``numpy.maximum``)."""
-    return _dispatch.map_unary(_relu, "value", x, (), out)
 
 
+@formula(Map(_relu, 1), family="activations", data=data.normal)
 def relu_grad(x, *, out=None):
     """1 where ``x > 0``, else 0 (0 at 0, as PyTorch); NaN for NaN. In ``x``'s float
     dtype (the formula's ``astype(float)`` gives float64 even for float32 data)."""
-    return _dispatch.map_unary(_relu, "grad", x, (), out)
 
 
+@formula(Map(_leaky_relu, 0), family="activations", data=data.normal, derivative="leaky_relu_grad")
 def leaky_relu(x, alpha=0.01, *, out=None):
     """Leaky ReLU, ``x`` if ``x > 0`` else ``αx``."""
-    return _dispatch.map_unary(_leaky_relu, "value", x, _alpha(alpha), out)
 
 
+@formula(Map(_leaky_relu, 1), family="activations", data=data.normal)
 def leaky_relu_grad(x, alpha=0.01, *, out=None):
     """1 where ``x > 0``, else ``α`` (``α`` at 0, as PyTorch); NaN for NaN."""
-    return _dispatch.map_unary(_leaky_relu, "grad", x, _alpha(alpha), out)
 
 
+@formula(
+    Map(_elu, 0), family="activations", data=data.normal, transcendental=True, derivative="elu_grad"
+)
 def elu(x, alpha=1.0, *, out=None):
     """ELU, ``x`` if ``x > 0`` else ``α (eˣ - 1)``, with ``expm1`` (accurate near 0)."""
-    return _dispatch.map_unary(_elu, "value", x, _alpha(alpha), out)
 
 
+@formula(Map(_elu, 1), family="activations", data=data.normal, transcendental=True)
 def elu_grad(x, alpha=1.0, *, out=None):
     """1 where ``x > 0``, else ``α eˣ`` (``α`` at 0, as PyTorch)."""
-    return _dispatch.map_unary(_elu, "grad", x, _alpha(alpha), out)
 
 
+@formula(
+    Map(_selu, 0),
+    family="activations",
+    data=data.normal,
+    transcendental=True,
+    derivative="selu_grad",
+)
 def selu(x, *, out=None):
     """SELU, ``λ x`` if ``x > 0`` else ``λ α (eˣ - 1)`` (λ, α: ``SELU_LAMBDA``, ``SELU_ALPHA``)."""
-    return _dispatch.map_unary(_selu, "value", x, (), out)
 
 
+@formula(Map(_selu, 1), family="activations", data=data.normal, transcendental=True)
 def selu_grad(x, *, out=None):
     """``λ`` where ``x > 0``, else ``λ α eˣ``."""
-    return _dispatch.map_unary(_selu, "grad", x, (), out)
 
 
+@formula(
+    Map(_gelu, 0),
+    family="activations",
+    data=data.normal,
+    transcendental=True,
+    derivative="gelu_grad",
+)
 def gelu(x, *, out=None):
     """GELU, tanh approximation: ``0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))``.
 
     Computed as ``x σ(2u)`` (the same function), which neither cancels for ``x << 0``
     nor overflows: ``gelu(1e4) = 1e4``, ``gelu(-1e4) = -0``.
     """
-    return _dispatch.map_unary(_gelu, "value", x, (), out)
 
 
+@formula(Map(_gelu, 1), family="activations", data=data.normal, transcendental=True)
 def gelu_grad(x, *, out=None):
     """Derivative of :func:`gelu`: ``σ(2u) + 2 x σ'(2u) u'``, ``u' = √(2/π)(1 + 3·0.044715 x²)``."""
-    return _dispatch.map_unary(_gelu, "grad", x, (), out)
 
 
+@formula(
+    Map(_swish, 0),
+    family="activations",
+    data=data.normal,
+    transcendental=True,
+    derivative="swish_grad",
+)
 def swish(x, *, out=None):
     """Swish (SiLU), ``x σ(x)``; finite for every input."""
-    return _dispatch.map_unary(_swish, "value", x, (), out)
 
 
+@formula(Map(_swish, 1), family="activations", data=data.normal, transcendental=True)
 def swish_grad(x, *, out=None):
     """``σ(x) + x σ(x)(1 - σ(x))``."""
-    return _dispatch.map_unary(_swish, "grad", x, (), out)
 
 
+@formula(
+    Map(_mish, 0),
+    family="activations",
+    data=data.normal,
+    transcendental=True,
+    derivative="mish_grad",
+)
 def mish(x, *, out=None):
     """Mish, ``x tanh(softplus(x))``, as ``x n / (n + 2)``, ``n = eˣ (eˣ + 2)`` written with
     ``exp(-|x|)``: ``mish(1000) == 1000`` where the formula gives NaN."""
-    return _dispatch.map_unary(_mish, "value", x, (), out)
 
 
+@formula(Map(_mish, 1), family="activations", data=data.normal, transcendental=True)
 def mish_grad(x, *, out=None):
     """``t + x (1 - t²) σ(x)``, ``t = tanh(softplus(x))``, with ``1 - t`` computed directly."""
-    return _dispatch.map_unary(_mish, "grad", x, (), out)
 
 
 # --------------------------------------------------------------------------------------
@@ -267,138 +300,112 @@ def mish_grad(x, *, out=None):
 
 
 @register_jitable
-def _row_max(x):
-    m = as_elem(x, -math.inf)
-    for k in range(x.size):
-        m = maximum(m, x[k])  # a NaN sticks: the whole row becomes NaN
-    return m
+def _softmax_part(row, feats, params, out):
+    return exp_stats(row[0], None, out, True)
 
 
 @register_jitable
-def _exp_stats(x, y, out, keep):
-    """(max, Σ e, Σ e dy, Σ dy) of a row or part of one, e = e^{x - max} (computed once:
-    kept in ``out`` when ``keep``, for ``emit`` to rescale). A part that is all -inf (or
-    empty) has Σ e = 0 (and e = 0): it adds nothing to the row."""
-    m = _row_max(x)
-    s = 0.0
-    t = 0.0
-    d = 0.0
-    if y is not None:
-        for k in range(x.size):
-            d += float64(y[k])
-    if m != -math.inf and keep:
-        for k in range(x.size):
-            out[k] = exp(x[k] - m)
-        # summed in a loop with no stores: in the loop above, LLVM's run-time choice of
-        # its vectorised or scalar version (by where out lies) would change the last bit
-        for k in range(x.size):
-            s += float64(out[k])
-            if y is not None:
-                t += float64(out[k]) * float64(y[k])
-    elif m != -math.inf:
-        for k in range(x.size):
-            e = exp(x[k] - m)
-            s += float64(e)
-            if y is not None:
-                t += float64(e) * float64(y[k])
-    elif keep:
-        for k in range(x.size):
-            out[k] = 0
-    return float64(m), s, t, d, 0.0
-
-
-@register_jitable
-def _exp_merge(a, b):
-    """Merge two parts' (max, Σ e, Σ e dy, Σ dy): the sums of e move to the common max."""
-    m = a[0] if a[0] > b[0] else b[0]
-    fa = 0.0 if a[1] == 0 else exp(a[0] - m)  # an empty part adds nothing
-    fb = 0.0 if b[1] == 0 else exp(b[0] - m)
-    return m, a[1] * fa + b[1] * fb, a[2] * fa + b[2] * fb, a[3] + b[3], 0.0
-
-
-@register_jitable
-def _kept_scale(own, state):
-    """The factor from a part's kept e^{x - own max} to softmax(x): e^{own max - max} / Σ."""
-    return exp(own[0] - state[0]) / state[1]
-
-
-@register_jitable
-def _softmax_part(x, y, w, params, out):
-    return _exp_stats(x, None, out, True)
-
-
-@register_jitable
-def _softmax_emit(x, y, w, b, params, own, state, out):
-    f = as_elem(x, _kept_scale(own, state))
+def _softmax_emit(row, feats, params, own, state, out):
+    x = row[0]
+    f = as_elem(x, kept_scale(own, state))
     for k in range(x.size):
         out[k] *= f
-    return 0.0, 0.0
+    return ()
 
 
 @register_jitable
-def _log_softmax_part(x, y, w, params, out):
-    return _exp_stats(x, None, out, False)
+def _log_softmax_part(row, feats, params, out):
+    return exp_stats(row[0], None, out, False)
 
 
 @register_jitable
-def _log_softmax_emit(x, y, w, b, params, own, state, out):
+def _log_softmax_emit(row, feats, params, own, state, out):
+    x = row[0]
     m, log_s = state[0], log(state[1])
     for k in range(x.size):
         out[k] = (float64(x[k]) - m) - log_s  # in this order: exact where x - m is 0
-    return 0.0, 0.0
+    return ()
 
 
 @register_jitable
-def _vjp_part(x, y, w, params, out):
-    return _exp_stats(x, y, out, True)
+def _vjp_part(row, feats, params, out):
+    return exp_stats(row[0], row[1], out, True)
 
 
 @register_jitable
-def _softmax_vjp(x, y, w, b, params, own, state, out):
+def _softmax_vjp(row, feats, params, own, state, out):
     """s (dy - Σ s dy), s = kept e times the part's factor."""
-    f = _kept_scale(own, state)
+    x, y = row
+    f = kept_scale(own, state)
     dot = state[2] / state[1]  # Σ softmax(x) dy
     for k in range(x.size):
         out[k] = float64(out[k]) * f * (float64(y[k]) - dot)
-    return 0.0, 0.0
+    return ()
 
 
 @register_jitable
-def _log_softmax_vjp(x, y, w, b, params, own, state, out):
+def _log_softmax_vjp(row, feats, params, own, state, out):
     """dy - s Σ dy."""
-    f = _kept_scale(own, state) * state[3]
+    x, y = row
+    f = kept_scale(own, state) * state[3]
     for k in range(x.size):
         out[k] = float64(y[k]) - float64(out[k]) * f
-    return 0.0, 0.0
+    return ()
 
 
-SOFTMAX = RowOp(_softmax_part, _exp_merge, _softmax_emit)
-LOG_SOFTMAX = RowOp(_log_softmax_part, _exp_merge, _log_softmax_emit)
-SOFTMAX_VJP = RowOp(_vjp_part, _exp_merge, _softmax_vjp)
-LOG_SOFTMAX_VJP = RowOp(_vjp_part, _exp_merge, _log_softmax_vjp)
+SOFTMAX = RowOp(4, _softmax_part, exp_merge, _softmax_emit)
+LOG_SOFTMAX = RowOp(4, _log_softmax_part, exp_merge, _log_softmax_emit)
+SOFTMAX_VJP = RowOp(4, _vjp_part, exp_merge, _softmax_vjp)
+LOG_SOFTMAX_VJP = RowOp(4, _vjp_part, exp_merge, _log_softmax_vjp)
 
 
+@formula(
+    Rows(SOFTMAX),
+    family="activations",
+    data=data.normal,
+    layout="rows",
+    transcendental=True,
+    derivative="softmax_grad",
+)
 def softmax(x, *, out=None):
     """Softmax along the last axis, ``e^{x_k - max} / Σ_j e^{x_j - max}``.
 
     A row with NaN or +inf gives NaN (as PyTorch); ``softmax([1000, 1000]) = [.5, .5]``.
     """
-    return _dispatch.map_rows(SOFTMAX, ("x", x), None, None, None, (0.0,), out)
 
 
+@formula(
+    Rows(LOG_SOFTMAX),
+    family="activations",
+    data=data.normal,
+    layout="rows",
+    transcendental=True,
+    derivative="log_softmax_grad",
+)
 def log_softmax(x, *, out=None):
     """Log-softmax along the last axis, ``(x - max) - log Σ e^{x - max}``, in float64
     (float32 results are exact to rounding; nothing is lost for huge ``x``)."""
-    return _dispatch.map_rows(LOG_SOFTMAX, ("x", x), None, None, None, (0.0,), out)
 
 
+@formula(
+    Rows(SOFTMAX_VJP, inputs=2),
+    family="activations",
+    data=data.normal_and_upstream,
+    layout="rows",
+    transcendental=True,
+)
 def softmax_grad(x, dy, *, out=None):
     """Vector-Jacobian product of :func:`softmax` along the last axis:
     ``s (dy - Σ s dy)``, ``s = softmax(x)``."""
-    return _dispatch.map_rows(SOFTMAX_VJP, ("x", x), ("dy", dy), None, None, (0.0,), out)
 
 
+@formula(
+    Rows(LOG_SOFTMAX_VJP, inputs=2),
+    family="activations",
+    data=data.normal_and_upstream,
+    layout="rows",
+    transcendental=True,
+)
 def log_softmax_grad(x, dy, *, out=None):
     """Vector-Jacobian product of :func:`log_softmax` along the last axis:
     ``dy - softmax(x) Σ dy``."""
-    return _dispatch.map_rows(LOG_SOFTMAX_VJP, ("x", x), ("dy", dy), None, None, (0.0,), out)

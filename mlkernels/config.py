@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 import numba
 import numpy as np
 
-from mlkernels import _jit
+from mlkernels._core import jit as _jit
 
 _LAUNCH: contextvars.ContextVar[tuple[int | None, int | None]] = contextvars.ContextVar(
     "mlkernels_launch", default=(None, None)
@@ -50,7 +50,7 @@ def cuda_available() -> bool:
     if simulator():
         return False
     try:
-        from numba import cuda
+        from mlkernels._core.cuda import cuda
 
         return bool(cuda.is_available())
     except Exception:
@@ -81,7 +81,7 @@ def _gpu_description() -> str:
     if simulator():
         return "CUDA simulator (NUMBA_ENABLE_CUDASIM=1)"
     try:
-        from numba import cuda
+        from mlkernels._core.cuda import cuda
 
         if not cuda.is_available():
             return "none"
@@ -110,7 +110,8 @@ def precompile(
     elements: ``sizes`` (element counts the calls will have) compiles only the ones those
     sizes run; by default both. Returns the names compiled.
     """
-    from mlkernels import _registry, _threads
+    from mlkernels._bench import registry as _registry
+    from mlkernels._core import threads as _threads
 
     entries = _registry.entries(names)
     dtypes = [np.dtype(d) for d in dtypes]

@@ -1,9 +1,10 @@
 """Losses and their gradients: each one a scalar term, declared once for both devices.
 
-Every loss ``L`` is a *scalar term* ``fg(a, b, params) -> (value, d value / d prediction)``
-(below, prefixed ``_``) and a public function that reads like the formula. The decorator
-:func:`loss` turns the declaration into three functions that share one kernel template
-(``_cpu`` / ``_gpu``):
+Every loss ``L`` is a *scalar term* ``term(a, b, params) -> (value, d value / d prediction)``
+(below, prefixed ``_``) and a declaration that reads like the formula. The decorator
+:func:`loss` (``spec.formula`` for the ``Loss`` template) turns it into three functions
+that share one kernel per device (``_core/cpu.py`` / ``gpu.py``: ``reduce``, and
+``classes_dense`` / ``classes_index`` for classes along axis 1):
 
 * ``L(...)``                 the loss, with ``reduction="mean" | "sum" | "none"``;
 * ``L_grad(...)``            dL/d(prediction), the prediction's shape (``out=`` allowed);
@@ -16,19 +17,18 @@ two arrays must have the same shape (the formulas would silently broadcast (n,) 
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
-import numpy as np
 from numba.extending import register_jitable
 
-from mlkernels import _dispatch
-from mlkernels import _vmath as vm
-from mlkernels._math import clip, identity, inside, pos, sign, sqrt_fin
+from mlkernels._bench import data
+from mlkernels._core import vmath as vm
+from mlkernels._core.scalar import clip, identity, inside, pos, sign, sqrt_final
+from mlkernels._core.spec import NONNEGATIVE, Formula, Real, declare, public
+from mlkernels._core.templates import Loss, reduction
 
 __all__ = [
     "LOSSES",
@@ -79,7 +79,7 @@ def _huber(y, y_hat, params):
     return delta * (r - 0.5 * delta), delta * sign(e)
 
 
-# The terms below call the vectorisable exp/log of mlkernels._vmath, which make them too
+# The terms below call the vectorisable exp/log of mlkernels._core.vmath, which make them too
 # big for LLVM's inliner: a term the kernel loop calls instead of inlining stops the loop
 # from vectorising (log_cosh, focal, js_divergence ran 5-10x slower), hence forceinline.
 
@@ -183,158 +183,25 @@ def _contrastive(d, y, params):
 
 
 # --------------------------------------------------------------------------------------
-# The declaration: one decorator builds value, gradient and value-and-gradient functions.
+# The declaration: one decorator declares a loss and its two derived functions.
 # --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Loss:
-    """A loss as the kernels see it (see :func:`loss`)."""
+class Chunked:
+    """A loss as partial -> combine -> finalize, for data that comes in chunks: the
+    partial of a chunk is the float64 sum of its terms and their count; partials add."""
 
-    name: str
-    fg: Callable
-    pattern: str  # "elementwise", "rows_dense" (cce) or "rows_index" (nll)
-    arrays: tuple[str, str]  # the two array arguments, in the kernel's order
-    pred: str  # the argument the gradient is taken with respect to
-    first: str  # the first array argument of the signature
-    labels: tuple[str, ...]  # arguments that do not decide the result's dtype
-    hyper: tuple[str, ...]  # the hyper-parameters, passed to fg as a float64 tuple
-    check: Callable[..., None]
-    fin: Callable = identity
-    none_fg: Callable | None = None  # term for reduction="none", if not fg (rmse)
-    constants: tuple[float, ...] = ()  # fixed parameters after the user's (js: eps)
-    signature: inspect.Signature | None = None  # the public functions' signature
+    spec: Formula
 
-    def prepare(self, arguments: dict[str, Any]):
-        """Place, type-check and convert the arrays; return what the kernels need."""
-        named = {k: arguments[k] for k in self.arrays}
-        backend, arrs = _dispatch.place(named)
-        reals = {k: v for k, v in arrs.items() if k not in self.labels}
-        dtype = _dispatch.real_dtype(reals)
-        lab = {k: v for k, v in arrs.items() if k in self.labels}
-        index = self.pattern == "rows_index"
-        _dispatch.check_labels(lab, "iub" if index else "fiub")
-        a_name, b_name = self.arrays
-        a, b = arrs[a_name], arrs[b_name]
-        if self.pattern == "elementwise":
-            _dispatch.same_shape(a_name, a, b_name, b)
-            value_shape = tuple(b.shape)
-            a = backend.flat(a, dtype)
-            b = backend.flat(b, dtype)
-        else:
-            a, b, value_shape = self._rows(backend, a_name, a, b_name, b, dtype, index)
-        grad_shape = tuple(arrs[self.pred].shape)
-        like = named[self.first]  # results come back as the first array argument's kind
-        return backend, a, b, dtype, value_shape, grad_shape, like
-
-    def _rows(self, backend, y_name, y, x_name, x, dtype, index):
-        if x.ndim < 2:
-            raise ValueError(f"{x_name} must be (n, C) or (n, C, d1, ...); got shape {x.shape}")
-        n, c = x.shape[:2]
-        rest = tuple(x.shape[2:])
-        if c == 0:
-            raise ValueError(f"{x_name} has shape {tuple(x.shape)}: no classes along axis 1")
-        want = (n, *rest) if index else tuple(x.shape)
-        if tuple(y.shape) != want:
-            raise ValueError(
-                f"{y_name} has shape {tuple(y.shape)} but {x_name} has shape "
-                f"{tuple(x.shape)}; {y_name} must have shape {want}"
-            )
-        r = math.prod(rest)
-        x3 = backend.flat(x, dtype).reshape(n, c, r)
-        y_dtype = np.dtype(np.int64) if index else dtype
-        y3 = backend.flat(y, y_dtype).reshape((n, r) if index else (n, c, r))
-        if index and backend.is_host and y3.size:
-            lo, hi = int(y3.min()), int(y3.max())
-            if lo < -c or hi >= c:
-                raise ValueError(f"{y_name} must lie in [-{c}, {c}); got values in [{lo}, {hi}]")
-        return y3, x3, (n, *rest)
-
-    @functools.cached_property
-    def _parameters(self) -> tuple[tuple[str, ...], dict[str, Any]]:
-        params = self.signature.parameters
-        positional = tuple(n for n, p in params.items() if p.kind is p.POSITIONAL_OR_KEYWORD)
-        defaults = {n: p.default for n, p in params.items() if p.default is not p.empty}
-        return positional, defaults
-
-    def _arguments(self, args: tuple, kwargs: dict) -> dict[str, Any]:
-        """The call's arguments by name, defaults filled in: ``Signature.bind`` without
-        its cost (a third of a small call's time), which stays for the error messages."""
-        positional, defaults = self._parameters
-        if len(args) <= len(positional) and kwargs.keys().isdisjoint(positional[: len(args)]):
-            arguments = {**defaults, **dict(zip(positional, args, strict=False)), **kwargs}
-            if arguments.keys() == self.signature.parameters.keys():
-                return arguments
-        bound = self.signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        return dict(bound.arguments)
-
-    def _bind(self, args: tuple, kwargs: dict):
-        """Bind a call's arguments; validate the hyper-parameters, place the arrays."""
-        arguments = self._arguments(args, kwargs)
-        reduction = arguments.pop("reduction")
-        out = arguments.pop("out", None)
-        if reduction not in _dispatch.REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_dispatch.REDUCTIONS}, not {reduction!r}")
-        hyper = _dispatch.real_numbers({k: arguments[k] for k in self.hyper})
-        self.check(**hyper)
-        params = tuple(hyper.values()) + self.constants or (0.0,)
-        return reduction, out, params, self.prepare(arguments)
-
-    def run(self, args: tuple, kwargs: dict, want: str):
-        """A call of the loss (want "value"), its gradient ("grad") or both ("both")."""
-        reduction, out, params, prepared = self._bind(args, kwargs)
-        backend, a, b, dtype, value_shape, grad_shape, like = prepared
-        pattern, fg, fin = self.pattern, self.fg, self.fin
-        if pattern == "rows_dense" and reduction != "none":
-            # Every term is summed: one flat pass over all of them, which vectorises even
-            # for a few classes per row (only reduction="none" needs the sums per row).
-            pattern, a, b = "elementwise", a.reshape(-1), b.reshape(-1)
-        if reduction == "none" and self.none_fg is not None:
-            fg, fin = self.none_fg, identity
-        vbuf = gbuf = None
-        if out is not None:  # the gradient's buffer, or the values' for reduction="none"
-            if want == "value" and reduction != "none":
-                raise ValueError("out= needs reduction='none' (a reduction returns a scalar)")
-            shape = value_shape if want == "value" else grad_shape
-            buf = _dispatch.check_out(backend, out, shape, dtype)
-            vbuf, gbuf = (buf, None) if want == "value" else (None, buf)
-        result = _dispatch.run_terms(
-            backend,
-            pattern,
-            fg,
-            fin,
-            a,
-            b,
-            params,
-            reduction,
-            want,
-            dtype,
-            value_shape,
-            grad_shape,
-            vbuf,
-            gbuf,
-        )
-        if backend.is_host:
-            return result
-        if want == "both":
-            return tuple(_dispatch.wrap(r, like) for r in result)
-        return _dispatch.wrap(result, like)
-
-    # A reduction as partial -> combine -> finalize, for data that comes in chunks: the
-    # partial of a chunk is the float64 sum of its terms and their count; partials add.
+    @property
+    def signature(self) -> inspect.Signature:
+        return self.spec.signature
 
     def partial(self, *args, **kwargs) -> tuple[float, int]:
         """``(sum of the terms, number of terms)`` of one chunk, in float64 (CPU data).
-
-        The arguments are the loss's own; ``reduction`` is ignored.
-        """
-        _, _, params, prepared = self._bind(args, {**kwargs, "reduction": "sum"})
-        backend, a, b, dtype, value_shape, _, _ = prepared
-        if not backend.is_host:
-            raise NotImplementedError("partial() takes host (NumPy) chunks")
-        total = backend.launch(self.pattern, self.fg, a, b, params, dtype.type(1), None, None, True)
-        return float(total[0]), math.prod(value_shape)
+        The arguments are the loss's own; ``reduction`` is ignored."""
+        return self.spec.template.partial(self.spec, args, kwargs)
 
     @staticmethod
     def combine(*partials: tuple[float, int]) -> tuple[float, int]:
@@ -343,140 +210,91 @@ class Loss:
 
     def finalize(self, partial: tuple[float, int], reduction: str = "mean") -> float:
         """The loss from the partial of all the data (float64)."""
-        total, n = partial
-        if reduction not in ("mean", "sum"):
-            raise ValueError(f"reduction must be 'mean' or 'sum', not {reduction!r}")
-        if n == 0:
-            raise ValueError(f"reduction={reduction!r} of an empty input")
-        return self.fin(total / n if reduction == "mean" else total)[0]
+        return self.spec.template.finalize(partial, reduction)
 
 
-LOSSES: dict[str, Loss] = {}
-
-
-def _no_check(**params: float) -> None:
-    pass
+#: Every loss as partial -> combine -> finalize, by name.
+LOSSES: dict[str, Chunked] = {}
 
 
 def loss(
-    fg: Callable,
+    term: Callable,
     *,
-    arrays: tuple[str, str],
+    data: Callable,
+    kernel: tuple[str, str],
     pred: str,
     labels: tuple[str, ...] = (),
     pattern: str = "elementwise",
-    check: Callable[..., None] = _no_check,
-    fin: Callable = identity,
-    none_fg: Callable | None = None,
+    hyper: dict[str, Callable] | None = None,
+    final: Callable = identity,
+    none_term: Callable | None = None,
     constants: tuple[float, ...] = (),
+    transcendental: bool = False,
 ):
-    """Declare a loss: the decorated function's signature and docstring are the API.
+    """Declare a loss (``spec.formula`` for the ``Loss`` template): the decorated stub's
+    signature and docstring are the API. Returns the loss itself; its gradient and
+    value-and-gradient functions are attributes ``.grad`` and ``.value_and_grad``
+    (exported as ``<name>_grad`` and ``<name>_value_and_grad``)."""
 
-    Returns the loss itself; its gradient and value-and-gradient functions are attributes
-    ``.grad`` and ``.value_and_grad`` (exported as ``<name>_grad`` and
-    ``<name>_value_and_grad``).
-    """
-
-    def decorate(declaration: Callable) -> Callable:
-        sig = inspect.signature(declaration)
-        hyper = tuple(
-            name
-            for name, p in sig.parameters.items()
-            if p.kind is p.POSITIONAL_OR_KEYWORD and name not in arrays
+    def decorate(stub: Callable) -> Callable:
+        template = Loss(
+            term,
+            kernel=kernel,
+            pred=pred,
+            pattern=pattern,
+            final=final,
+            none_term=none_term,
+            constants=constants,
         )
-        api_sig = sig.replace(
-            parameters=[
-                *sig.parameters.values(),
-                inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None),
-            ]
+        role = "index" if pattern == "classes_index" else "label"
+        arrays = {name: role if name in labels else "data" for name in kernel}
+        spec = declare(
+            stub,
+            template,
+            family="losses",
+            data=data,
+            arrays=arrays,
+            hyper={**(hyper or {}), "reduction": reduction},
+            params=template.params,
+            transcendental=transcendental,
         )
-        spec = Loss(
-            declaration.__name__,
-            fg,
-            pattern,
-            arrays,
-            pred,
-            next(name for name in sig.parameters if name in arrays),
-            labels,
-            hyper,
-            check,
-            fin,
-            none_fg,
-            constants,
-            api_sig,
-        )
-        LOSSES[spec.name] = spec
-
-        def make(want: str, suffix: str, doc: str) -> Callable:
-            def api(*args, **kwargs):
-                return spec.run(args, kwargs, want)
-
-            functools.update_wrapper(api, declaration)
-            api.__name__ = api.__qualname__ = spec.name + suffix
-            api.__signature__ = api_sig
-            if doc:
-                api.__doc__ = doc
-            return api
-
-        value = make("value", "", "")
-        value.grad = make(
-            "grad",
-            "_grad",
-            f"Gradient of :func:`{spec.name}` with respect to ``{pred}``, for the same "
-            f"``reduction``; the shape of ``{pred}``. ``out=`` receives it in place.",
-        )
-        value.value_and_grad = make(
-            "both",
-            "_value_and_grad",
-            f"``({spec.name}(...), {spec.name}_grad(...))`` computed in ONE pass over the "
-            "data; ``out=`` receives the gradient in place.",
-        )
-        value.spec = spec
+        LOSSES[spec.name] = Chunked(spec)
+        value = public(spec, stub)
+        derived = {
+            "grad": f"Gradient of :func:`{spec.name}` with respect to ``{pred}``, for the "
+            f"same ``reduction``; the shape of ``{pred}``. ``out=`` receives it in place.",
+            "value_and_grad": f"``({spec.name}(...), {spec.name}_grad(...))`` computed in ONE "
+            "pass over the data; ``out=`` receives the gradient in place.",
+        }
+        for want, doc in derived.items():
+            name = f"{spec.name}_{want}"
+            fn = public(replace(spec, name=name, want="both" if want != "grad" else "grad"), stub)
+            fn.__name__ = fn.__qualname__ = name
+            fn.__doc__ = doc
+            setattr(value, want, fn)
         return value
 
     return decorate
 
 
-def _nonnegative(name: str) -> Callable[..., None]:
-    def check(**params: float) -> None:
-        if params[name] < 0:
-            raise ValueError(f"{name} must be >= 0, got {params[name]}")
-
-    return check
-
-
-def _eps_below_half(eps: float, **_: float) -> None:
-    if not 0 <= eps < 0.5:
-        raise ValueError(f"eps must be in [0, 0.5), got {eps}")
-
-
-def _eps_unit(eps: float) -> None:
-    if not 0 <= eps <= 1:
-        raise ValueError(f"eps must be in [0, 1], got {eps}")
-
-
-def _focal_check(alpha: float, gamma: float, eps: float) -> None:
-    if not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    if gamma < 0:
-        raise ValueError(f"gamma must be >= 0, got {gamma}")
-    _eps_below_half(eps)
+_EPS_BELOW_HALF = Real(0, 0.5, hi_open=True)
+_UNIT = Real(0, 1)
 
 
 # --------------------------------------------------------------------------------------
 # The public losses.
 # --------------------------------------------------------------------------------------
 
-_REG = {"arrays": ("y", "y_hat"), "pred": "y_hat"}
+_REGRESSION = {"kernel": ("y", "y_hat"), "pred": "y_hat", "data": data.normal2}
 
 
-@loss(_mse, **_REG)
-def mse(y, y_hat, *, reduction="mean"):
+@loss(_mse, **_REGRESSION)
+def mse(y, y_hat, *, reduction="mean", out=None):
     """Mean squared error, ``L = (1/n) Σ (y - ŷ)²``. Gradient ``2 (ŷ - y) / n``."""
 
 
-@loss(_mse, **_REG, fin=sqrt_fin, none_fg=_mae)
-def rmse(y, y_hat, *, reduction="mean"):
+@loss(_mse, **_REGRESSION, final=sqrt_final, none_term=_mae)
+def rmse(y, y_hat, *, reduction="mean", out=None):
     """Root mean squared error, ``L = sqrt((1/n) Σ (y - ŷ)²)``.
 
     ``reduction="sum"`` gives ``sqrt(Σ (y - ŷ)²)`` and ``"none"`` the per-element root
@@ -486,21 +304,21 @@ def rmse(y, y_hat, *, reduction="mean"):
     """
 
 
-@loss(_mae, **_REG)
-def mae(y, y_hat, *, reduction="mean"):
+@loss(_mae, **_REGRESSION)
+def mae(y, y_hat, *, reduction="mean", out=None):
     """Mean absolute error, ``L = (1/n) Σ |y - ŷ|``. Gradient ``sign(ŷ - y) / n`` (0 at 0)."""
 
 
-@loss(_huber, **_REG, check=_nonnegative("delta"))
-def huber(y, y_hat, delta=1.0, *, reduction="mean"):
+@loss(_huber, **_REGRESSION, hyper={"delta": NONNEGATIVE})
+def huber(y, y_hat, delta=1.0, *, reduction="mean", out=None):
     """Huber loss: ``0.5 r²`` if ``r = |y - ŷ| <= δ``, else ``δ (r - δ/2)``; δ >= 0.
 
     Gradient ``ŷ - y`` in the quadratic zone, ``δ sign(ŷ - y)`` outside.
     """
 
 
-@loss(_log_cosh, **_REG)
-def log_cosh(y, y_hat, *, reduction="mean"):
+@loss(_log_cosh, **_REGRESSION, transcendental=True)
+def log_cosh(y, y_hat, *, reduction="mean", out=None):
     """Log-cosh loss, ``L = (1/n) Σ log(cosh(y - ŷ))``. Gradient ``tanh(ŷ - y) / n``.
 
     Differs from the NumPy formula where that one is wrong: ``cosh`` overflows for
@@ -511,11 +329,11 @@ def log_cosh(y, y_hat, *, reduction="mean"):
     """
 
 
-_CLS = {"arrays": ("y", "p"), "pred": "p", "labels": ("y",)}
+_BINARY = {"kernel": ("y", "p"), "pred": "p", "labels": ("y",), "transcendental": True}
 
 
-@loss(_bce, **_CLS, check=_eps_below_half)
-def bce(y, p, eps=1e-15, *, reduction="mean"):
+@loss(_bce, **_BINARY, data=data.binary_prob, hyper={"eps": _EPS_BELOW_HALF})
+def bce(y, p, eps=1e-15, *, reduction="mean", out=None):
     """Binary cross-entropy, ``L = -(1/n) Σ [y log p + (1 - y) log(1 - p)]``.
 
     ``p`` is clipped to ``[eps, 1 - eps]`` as in the formula; the gradient
@@ -527,13 +345,15 @@ def bce(y, p, eps=1e-15, *, reduction="mean"):
 
 @loss(
     _cce,
-    arrays=("y_onehot", "p"),
+    kernel=("y_onehot", "p"),
     pred="p",
     labels=("y_onehot",),
-    pattern="rows_dense",
-    check=_eps_unit,
+    pattern="classes_dense",
+    hyper={"eps": _UNIT},
+    data=data.onehot_prob,
+    transcendental=True,
 )
-def cce(y_onehot, p, eps=1e-15, *, reduction="mean"):
+def cce(y_onehot, p, eps=1e-15, *, reduction="mean", out=None):
     """Categorical cross-entropy, ``L = -(1/n) Σ_i Σ_k y_ik log p_ik``, ``p`` clipped to [eps, 1].
 
     Classes along axis 1: ``p`` is (n, C) or (n, C, d1, ...); ``reduction="none"``
@@ -542,21 +362,26 @@ def cce(y_onehot, p, eps=1e-15, *, reduction="mean"):
     """
 
 
-@loss(_hinge, arrays=("y", "scores"), pred="scores", labels=("y",))
-def hinge(y, scores, *, reduction="mean"):
+@loss(_hinge, kernel=("y", "scores"), pred="scores", labels=("y",), data=data.signs_scores)
+def hinge(y, scores, *, reduction="mean", out=None):
     """Hinge loss, ``L = (1/n) Σ max(0, 1 - y s)``, ``y`` in {-1, +1}.
 
     Gradient ``-y`` where the margin is violated, 0 elsewhere.
     """
 
 
-@loss(_squared_hinge, arrays=("y", "scores"), pred="scores", labels=("y",))
-def squared_hinge(y, scores, *, reduction="mean"):
+@loss(_squared_hinge, kernel=("y", "scores"), pred="scores", labels=("y",), data=data.signs_scores)
+def squared_hinge(y, scores, *, reduction="mean", out=None):
     """Squared hinge loss, ``L = (1/n) Σ max(0, 1 - y s)²``. Gradient ``-2 y max(0, 1 - y s)``."""
 
 
-@loss(_focal, **_CLS, check=_focal_check)
-def focal(y, p, alpha=0.25, gamma=2.0, eps=1e-15, *, reduction="mean"):
+@loss(
+    _focal,
+    **_BINARY,
+    data=data.binary_prob,
+    hyper={"alpha": _UNIT, "gamma": NONNEGATIVE, "eps": _EPS_BELOW_HALF},
+)
+def focal(y, p, alpha=0.25, gamma=2.0, eps=1e-15, *, reduction="mean", out=None):
     """Focal loss, ``L = -(1/n) Σ [α (1-p)^γ y log p + (1-α) p^γ (1-y) log(1-p)]``.
 
     ``p`` clipped to ``[eps, 1 - eps]`` (in float64, see :func:`bce`); gradient zero where
@@ -564,11 +389,16 @@ def focal(y, p, alpha=0.25, gamma=2.0, eps=1e-15, *, reduction="mean"):
     """
 
 
-_DIV = {"arrays": ("p", "q"), "pred": "q"}
+_DIVERGENCE = {
+    "kernel": ("p", "q"),
+    "pred": "q",
+    "data": data.distributions,
+    "transcendental": True,
+}
 
 
-@loss(_kl, **_DIV, check=_eps_unit)
-def kl_divergence(p, q, eps=1e-15, *, reduction="sum"):
+@loss(_kl, **_DIVERGENCE, hyper={"eps": _UNIT})
+def kl_divergence(p, q, eps=1e-15, *, reduction="sum", out=None):
     """Kullback-Leibler divergence, ``KL(P || Q) = Σ p log(p / q)``, both clipped to [eps, 1].
 
     The default reduction is the formula's sum. Gradient ``-p / q`` (zero where ``q`` is
@@ -576,8 +406,8 @@ def kl_divergence(p, q, eps=1e-15, *, reduction="sum"):
     """
 
 
-@loss(_js, **_DIV, constants=(1e-15,))
-def js_divergence(p, q, *, reduction="sum"):
+@loss(_js, **_DIVERGENCE, constants=(1e-15,))
+def js_divergence(p, q, *, reduction="sum", out=None):
     """Jensen-Shannon divergence, ``0.5 KL(p || m) + 0.5 KL(q || m)``, ``m = (p + q) / 2``.
 
     KL's clipping to [1e-15, 1] applies to ``p``, ``q`` and ``m``. Gradient
@@ -587,12 +417,13 @@ def js_divergence(p, q, *, reduction="sum"):
 
 @loss(
     _nll,
-    arrays=("targets", "log_probs"),
+    kernel=("targets", "log_probs"),
     pred="log_probs",
     labels=("targets",),
-    pattern="rows_index",
+    pattern="classes_index",
+    data=data.logprob_targets,
 )
-def nll(log_probs, targets, *, reduction="mean"):
+def nll(log_probs, targets, *, reduction="mean", out=None):
     """Negative log-likelihood, ``L = -(1/n) Σ_i log_probs[i, targets[i]]``.
 
     ``log_probs`` is (n, C) or (n, C, d1, ...), ``targets`` integer class indices of
@@ -603,8 +434,15 @@ def nll(log_probs, targets, *, reduction="mean"):
     """
 
 
-@loss(_contrastive, arrays=("d", "y"), pred="d", labels=("y",), check=_nonnegative("margin"))
-def contrastive(d, y, margin=1.0, *, reduction="mean"):
+@loss(
+    _contrastive,
+    kernel=("d", "y"),
+    pred="d",
+    labels=("y",),
+    hyper={"margin": NONNEGATIVE},
+    data=data.distance_pairs,
+)
+def contrastive(d, y, margin=1.0, *, reduction="mean", out=None):
     """Contrastive loss, ``L = (1/n) Σ [y d² + (1 - y) max(0, margin - d)²]``; margin >= 0.
 
     Gradient ``2 y d - 2 (1 - y) max(0, margin - d)``.

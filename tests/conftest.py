@@ -80,7 +80,7 @@ def array_result(got, dtype, shape, device) -> np.ndarray:
 
 def spy_on_kinds(monkeypatch, kernel) -> list[str]:
     """Record which compilation of a CPU kernel (``"serial"`` or ``"parallel"``, see
-    ``mlkernels._jit.CpuKernel``) each call runs; returns the list it appends to."""
+    ``mlkernels._core.jit.CpuKernel``) each call runs; returns the list it appends to."""
     ran: list[str] = []
     for kind in ("serial", "parallel"):
         compiled = getattr(kernel, kind)

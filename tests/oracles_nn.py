@@ -1,5 +1,6 @@
 """Independent references for issue 3's functions (activations, regularisation,
-normalisation), written for the tests; nothing here calls mlkernels.
+normalisation), written for the tests; nothing here calls mlkernels (the names of the
+functions checked come from its declarations).
 
 Four kinds of oracle, all computed in float64 (float32 test data is cast to float64
 first, so a float32 result is compared with the exact-ish answer for the float32 data):
@@ -33,13 +34,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mlkernels._core.spec import FORMULAS
+
 SELU_ALPHA = 1.6732632423543772
 SELU_LAMBDA = 1.0507009873554805
 GELU_K = 0.044715
 
-ELEMENTWISE = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "swish", "mish")
-ROWWISE = ("softmax", "log_softmax")
-# hyper-parameters of the elementwise activations, with their defaults
+# the activations with a derivative, elementwise and along the last axis, as declared
+_DECLARED = [f for f in FORMULAS.values() if f.family == "activations" and f.derivative]
+ELEMENTWISE = tuple(f.name for f in _DECLARED if f.layout == "flat")
+ROWWISE = tuple(f.name for f in _DECLARED if f.layout == "rows")
+# hyper-parameters of the elementwise activations, with the formulas' defaults (a fact of
+# ml_formulas.txt, kept here independently of the declarations it checks)
 HYPER = {"leaky_relu": {"alpha": 0.01}, "elu": {"alpha": 1.0}}
 
 EPS = {"float32": float(np.finfo(np.float32).eps), "float64": float(np.finfo(np.float64).eps)}

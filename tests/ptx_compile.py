@@ -26,104 +26,118 @@ class _Device:
 
 numba.cuda.dispatcher.get_current_device = lambda: _Device()
 
-from mlkernels import _gpu, _math  # noqa: E402
-from mlkernels import activations as act  # noqa: E402
-from mlkernels import regularisation as reg  # noqa: E402
-from mlkernels.losses import LOSSES  # noqa: E402
+import mlkernels  # noqa: E402, F401 - declares every formula
+from mlkernels._core import gpu as _gpu  # noqa: E402
+from mlkernels._core import templates as T  # noqa: E402
+from mlkernels._core.spec import FORMULAS  # noqa: E402
 
-#: The scalar functions of the unary template, with their number of parameters.
-UNARY = {
-    "sigmoid": (act._sigmoid, 1),
-    "tanh": (act._tanh_fg, 1),
-    "relu": (act._relu, 1),
-    "leaky_relu": (act._leaky_relu, 1),
-    "elu": (act._elu, 1),
-    "selu": (act._selu, 1),
-    "gelu": (act._gelu, 1),
-    "swish": (act._swish, 1),
-    "mish": (act._mish, 1),
-    "dropout": (reg._dropout, 4),
-}
+f64, none = types.float64, types.none
 
 
 def arr(dtype, ndim):
     return types.Array(dtype, ndim, "C")
 
 
-def signatures(spec, dt):
-    """The argument types the dispatcher launches ``spec``'s kernel with."""
-    f64 = types.float64
-    params = types.UniTuple(f64, max(len(spec.hyper) + len(spec.constants), 1))
-    if spec.pattern == "elementwise":
-        a = b = out = grad = arr(dt, 1)
-    elif spec.pattern == "rows_dense":
-        a = b = grad = arr(dt, 3)
-        out = arr(dt, 2)
-    else:
-        a, b, grad, out = arr(types.int64, 2), arr(dt, 3), arr(dt, 3), arr(dt, 2)
-    partials = arr(f64, 1)
-    return [
-        (a, b, params, dt, out, grad, partials),  # every output: value, grad and the sum
-        (a, b, params, dt, types.none, types.none, partials),  # value only, reduced
-        (a, b, params, dt, types.none, grad, types.none),  # gradient only
-    ]
+def params_of(spec):
+    """The kernels' parameter tuple type: a float64 per parameter (at least one)."""
+    example = {n: p.default for n, p in spec.signature.parameters.items()}
+    example.update({n: 0 for n in spec.arrays})
+    n = len(spec.validate({**example, "seed": 1} if "seed" in example else example))
+    return types.UniTuple(f64, n)
+
+
+# One function per template: the argument types the pipeline launches its kernels with.
+
+
+def map_kernels(spec, t, dt):
+    flat = arr(dt, 1)
+    kernel = _gpu.map(t.f, t.inputs, t.results, t.widen, t.counter)
+    outs = [none] * t.results
+    outs[t.output] = flat
+    yield "map", kernel, (*[flat] * t.inputs, params_of(spec), *outs)
+
+
+def sum_kernels(spec, t, dt):
+    kernel = _gpu.reduce(t.f, 1, 1, 2, "float64")
+    yield "reduce", kernel, (arr(dt, 1), params_of(spec), dt, none, none, arr(f64, 2))
+
+
+def loss_kernels(spec, t, dt):
+    p = params_of(spec)
+    flat, grad = arr(dt, 1), arr(dt, 1)
+    reduce = _gpu.reduce(t.term, 2, 1, 2, "float64")
+    yield "reduce", reduce, (flat, flat, p, dt, flat, grad, arr(f64, 2))
+    yield "reduce value", reduce, (flat, flat, p, dt, none, none, arr(f64, 2))
+    yield "reduce grad", reduce, (flat, flat, p, dt, none, grad, none)
+    if t.none_term is not None:
+        yield (
+            "none",
+            _gpu.reduce(t.none_term, 2, 1, 2, "float64"),
+            (flat, flat, p, dt, flat, none, none),
+        )
+    if t.pattern != "elementwise":
+        kernel = (_gpu.classes_dense if t.pattern == "classes_dense" else _gpu.classes_index)(
+            t.term
+        )
+        label = arr(types.int64, 2) if t.pattern == "classes_index" else arr(dt, 3)
+        yield t.pattern, kernel, (label, arr(dt, 3), p, dt, arr(dt, 2), arr(dt, 3), arr(f64, 2))
+        yield t.pattern + " none", kernel, (label, arr(dt, 3), p, dt, arr(dt, 2), none, none)
+    yield "finish", _gpu.combine(t.final), (arr(f64, 2), f64, arr(f64, 1), arr(dt, 0), arr(f64, 1))
+
+
+def _feats(spec, dt):
+    return [arr(dt, 1) for r in spec.arrays.values() if r == "feature"]
+
+
+def rows_kernels(spec, t, dt, stats=False):
+    rows = arr(dt, 2)
+    st = arr(f64, 2) if stats else none
+    kernel = _gpu.rows(t.op, t.inputs, len(_feats(spec, dt)))
+    yield "rows", kernel, (*[rows] * t.inputs, *_feats(spec, dt), params_of(spec), rows, st)
+
+
+def cols_kernels(spec, op, ins, feats, outs):
+    p = params_of(spec)
+    yield "cols_push", _gpu.cols_push(op, len(ins)), (*ins, p, arr(f64, 3))
+    yield "cols_merge", _gpu.cols_merge(op), (types.int64, p, arr(f64, 3), arr(f64, 2))
+    if outs:
+        sig = (*ins, *feats, arr(f64, 2), p, *outs)
+        yield "cols_emit", _gpu.cols_emit(op, len(ins), len(feats)), sig
+
+
+def col_template_kernels(spec, t, dt):
+    asked = {q for kind, q in t.gives if kind == "out"}
+    outs = [arr(dt, 2) if q in asked else none for q in range(t.op.outputs)]
+    yield from cols_kernels(spec, t.op, [arr(dt, 2)] * t.inputs, _feats(spec, dt), outs)
+
+
+def rows_then_cols_kernels(spec, t, dt):
+    yield from rows_kernels(spec, t.rows, dt, stats=True)
+    ins = [arr(dt, 2), arr(dt, 2), arr(f64, 2)]  # x, dy and the rows' (mean, rstd)
+    yield from cols_kernels(spec, t.cols, ins, [], [])
+
+
+SIGNATURES = {
+    T.Map: map_kernels,
+    T.Sum: sum_kernels,
+    T.Loss: loss_kernels,
+    T.Rows: rows_kernels,
+    T.Cols: col_template_kernels,
+    T.RowsThenCols: rows_then_cols_kernels,
+}
 
 
 def kernels():
     for dt in (types.float32, types.float64):
-        for spec in LOSSES.values():
-            template = _gpu.TEMPLATES[spec.pattern](spec.fg)
-            for i, sig in enumerate(signatures(spec, dt)):
-                yield f"{spec.name}[{dt}, variant {i}]", template, sig
-        f64 = types.float64
-        for fin in (_math.identity, _math.sqrt_fin):
-            sig = (arr(f64, 1), f64, arr(dt, 0), arr(f64, 1))
-            yield f"final[{fin.__name__}, {dt}]", _gpu.final(fin), sig
+        for spec in FORMULAS.values():
+            for label, kernel, sig in SIGNATURES[type(spec.template)](spec, spec.template, dt):
+                yield f"{spec.name} {label}[{dt}]", kernel, sig
         yield f"rescale[{dt}]", _gpu._rescale, (arr(dt, 1), arr(f64, 1))
-        yield from family_kernels(dt)
         for nd, copy in _gpu._COPY.items():
             for src in (types.int64, types.float32, dt):
                 sig = (types.Array(src, nd, "A"), arr(dt, nd))
                 yield f"copy{nd}[{src} -> {dt}]", copy, sig
-
-
-def family_kernels(dt):
-    """The unary, row and column kernels of the activations and normalisations, launched
-    as the dispatcher launches them."""
-    f64, none = types.float64, types.none
-    flat, rows, feats = arr(dt, 1), arr(dt, 2), arr(dt, 1)
-    stats = arr(f64, 2)
-    for name, (f, k) in UNARY.items():
-        params = types.UniTuple(f64, k)
-        yield f"unary {name}[{dt}]", _gpu.unary(f), (flat, params, flat, none)
-        yield f"unary {name}_grad[{dt}]", _gpu.unary(f), (flat, params, none, flat)
-    p1 = types.UniTuple(f64, 1)
-    row_ops = {
-        "softmax": (act.SOFTMAX, none, none, none, none),
-        "log_softmax": (act.LOG_SOFTMAX, none, none, none, none),
-        "softmax_grad": (act.SOFTMAX_VJP, rows, none, none, none),
-        "log_softmax_grad": (act.LOG_SOFTMAX_VJP, rows, none, none, none),
-        "layer_norm": (reg.LAYER_NORM, none, feats, feats, none),
-        "layer_norm_grad": (reg.LAYER_NORM_GRAD, rows, feats, none, stats),
-    }
-    for name, (op, y, w, b, st) in row_ops.items():
-        yield f"rows {name}[{dt}]", _gpu.rows(op), (rows, y, w, b, p1, rows, st)
-    parts, acc = arr(f64, 3), arr(f64, 2)
-    col_ops = {  # op, y, aux, w, b, out2
-        "max_norm": (reg.MAX_NORM, none, none, none, none, none),
-        "batch_norm": (reg.BATCH_NORM, none, none, feats, feats, rows),
-        "batch_norm_grad": (reg.BATCH_NORM_GRAD, rows, none, feats, none, none),
-        "layer_norm_params": (reg.LAYER_NORM_PARAMS, rows, stats, none, none, None),
-    }
-    for name, (op, y, aux, w, b, out2) in col_ops.items():
-        yield f"cols_push {name}[{dt}]", _gpu.cols_push(op), (rows, y, aux, p1, parts)
-        yield f"cols_merge {name}[{dt}]", _gpu.cols_merge(op), (types.int64, p1, parts, acc)
-        if out2 is not None:  # layer_norm's parameter gradients have no elementwise pass
-            sig = (rows, y, w, b, acc, p1, rows, out2)
-            yield f"cols_emit {name}[{dt}]", _gpu.cols_emit(op), sig
-    for term, k in ((reg._l1, 1), (reg._l2, 1), (reg._elastic, 2)):
-        penalty = (flat, flat, types.UniTuple(f64, k), dt, none, flat, arr(f64, 1))
-        yield f"penalty {term.__name__}[{dt}]", _gpu.elementwise(term), penalty
+    yield "reduce combine", _gpu.combine(None), (arr(f64, 2), f64, arr(f64, 1), none, none)
 
 
 def main() -> int:

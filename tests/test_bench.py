@@ -9,7 +9,9 @@ import pytest
 import mlkernels as mk
 from conftest import spy_on_kinds
 from mlkernels import __main__ as main_job
-from mlkernels import _bench, _registry, reference
+from mlkernels import reference
+from mlkernels._bench import measure as _bench
+from mlkernels._bench import registry as _registry
 
 #: One entry of each kind and layout: loss, flat map, row map with a VJP, scalar, tuple,
 #: a map with out= on rows, dropout's own check.
@@ -90,9 +92,7 @@ def test_measure_every_kind():
 
 def test_a_wrong_result_fails_the_check(monkeypatch):
     entry = _registry.ENTRIES["relu"]
-    wrong = _registry.Entry(
-        "relu", entry.family, entry.make, lambda x: np.maximum(0, x) + 1, False, "map"
-    )
+    wrong = _registry.Entry(entry.spec, override=lambda x: np.maximum(0, x) + 1)
     result = _bench.measure(wrong, wrong.args(100, "float64"), repeat=1)
     assert not result.ok and result.rel_err > 0.1
     assert "FAIL" in _bench.format_table(_bench.Report(100, "float64", results=[result]))
@@ -122,9 +122,11 @@ def test_precompile_new_names():
 def test_precompile_compiles_the_kernels_the_sizes_run(monkeypatch):
     """Serial kernels for calls below MLKERNELS_PARALLEL_MIN elements, parallel ones from
     it; both by default."""
-    from mlkernels import _cpu, _threads, activations
+    from mlkernels import activations
+    from mlkernels._core import cpu as _cpu
+    from mlkernels._core import threads as _threads
 
-    ran = spy_on_kinds(monkeypatch, _cpu.unary(activations._relu))
+    ran = spy_on_kinds(monkeypatch, _cpu.map(activations._relu, 1, 2, False, False))
     big = _threads.PARALLEL_MIN
     for sizes, kinds in [(None, {"serial", "parallel"}), ([10], {"serial"}), ([big], {"parallel"}),
                          ([10, 4 * big], {"serial", "parallel"}), ([], set())]:  # fmt: skip

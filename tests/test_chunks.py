@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mlkernels import reference
-from mlkernels._registry import ENTRIES
+from mlkernels._bench.registry import ENTRIES
 from mlkernels.losses import LOSSES
 
 

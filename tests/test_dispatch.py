@@ -139,7 +139,7 @@ def test_out_on_the_gpu_is_written_in_place():
 
 
 def test_wrap_leaves_numba_device_arrays_alone():
-    from mlkernels._dispatch import wrap
+    from mlkernels._core.pipeline import wrap
 
     marker = object()
     assert wrap(marker, np.zeros(1)) is marker

@@ -23,6 +23,7 @@ import pytest
 
 import mlkernels as mk
 from conftest import to_device, to_host
+from mlkernels._core.spec import FORMULAS
 
 
 def rng_for(*key) -> np.random.Generator:
@@ -30,30 +31,13 @@ def rng_for(*key) -> np.random.Generator:
 
 
 ELEMENTWISE_FNS = [n for a in O.ELEMENTWISE for n in (a, a + "_grad")]
-# name: positional array parameters
-ARRAYS = {
-    **{n: ("x",) for n in ELEMENTWISE_FNS},
-    "softmax": ("x",),
-    "log_softmax": ("x",),
-    "softmax_grad": ("x", "dy"),
-    "log_softmax_grad": ("x", "dy"),
-    "l2_loss": ("weights",),
-    "l2_grad": ("weights",),
-    "l1_loss": ("weights",),
-    "l1_grad": ("weights",),
-    "elastic_net": ("weights",),
-    "elastic_net_grad": ("weights",),
-    "max_norm": ("W",),
-    "dropout": ("x",),
-    "batch_norm": ("x", "gamma", "beta"),
-    "batch_norm_grad": ("x", "gamma", "dy"),
-    "layer_norm": ("x", "gamma", "beta"),
-    "layer_norm_grad": ("x", "gamma", "dy"),
-}
+# name: positional array parameters, for the families of this file, from their declarations
+FAMILIES = ("activations", "regularisation", "normalisation")
+ARRAYS = {f.name: tuple(f.arrays) for f in FORMULAS.values() if f.family in FAMILIES}
 NAMES = tuple(ARRAYS)
-SCALAR = ("l2_loss", "l1_loss", "elastic_net")  # return a scalar: no out=
-TUPLES = ("batch_norm", "batch_norm_grad", "layer_norm_grad")  # return tuples: no out=
-WITH_OUT = tuple(n for n in NAMES if n not in SCALAR + TUPLES)
+SCALAR = tuple(n for n in NAMES if FORMULAS[n].returns == "scalar")  # no out=
+TUPLES = tuple(n for n in NAMES if FORMULAS[n].returns == "tuple")  # no out=
+WITH_OUT = tuple(n for n in NAMES if FORMULAS[n].has_out)
 KW = {"dropout": {"seed": 17}}  # dropout's mask must be reproducible for comparisons
 
 

@@ -22,10 +22,12 @@ PROBE = textwrap.dedent(
     import sys
     import numpy as np
     import mlkernels as mk
-    from mlkernels import _cpu, _jit, losses
+    from mlkernels import losses
+    from mlkernels._core import cpu as _cpu
+    from mlkernels._core import jit as _jit
     y = np.arange(10.0)
     value = mk.mse(y, y + 1.0)
-    kernel = _cpu.elementwise(losses._mse).serial  # 10 elements: the serial kernel
+    kernel = _cpu.reduce(losses._mse, 2, 1, 2, "float64").serial  # 10 elements: the serial kernel
     hits = sum(kernel.stats.cache_hits.values())
     misses = sum(kernel.stats.cache_misses.values())
     assert mk.__file__.startswith(sys.argv[1]), mk.__file__
@@ -68,9 +70,9 @@ def test_import_compiles_nothing_and_does_not_import_cuda(tmp_path):
         """
         import sys
         import mlkernels
-        from mlkernels import _cpu
-        print(_cpu.elementwise.cache_info().currsize, _cpu.rows_dense.cache_info().currsize,
-              _cpu.rows_index.cache_info().currsize, "numba.cuda" in sys.modules)
+        from mlkernels._core import cpu as _cpu
+        print(_cpu.reduce.cache_info().currsize, _cpu.classes_dense.cache_info().currsize,
+              _cpu.classes_index.cache_info().currsize, "numba.cuda" in sys.modules)
         """
     )
     assert _python(code, tmp_path) == ["0", "0", "0", "False"]
@@ -103,6 +105,39 @@ def test_the_cache_is_invalidated_when_any_source_changes(tmp_path):
     assert (hits, misses, value) == ("0", "1", "3.0")
 
 
+OUTSIDE = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    sys.path.insert(0, sys.argv[2])
+    from numba.extending import register_jitable
+    from mlkernels._core import cpu
+    import scalar_op
+    out = np.empty(3)
+    cpu.run_map(register_jitable(scalar_op.f), [np.zeros(3)], (0.0,), [out])
+    print(out[0])
+    """
+)
+
+
+def test_a_kernel_of_scalar_code_outside_the_package_is_recompiled_when_it_changes(tmp_path):
+    """A template's kernel keyed on a scalar function of another module (a test's, a
+    user's): numba's cache knows that function by name only, so an edit of it must change
+    which cache entry is used."""
+    op = tmp_path / "scalar_op.py"
+    op.write_text("def f(x, params):\n    return (x + 1.0,)\n")
+    cache = tmp_path / "cache"
+
+    def run():
+        return _python(OUTSIDE.replace("sys.argv[2]", repr(str(tmp_path))), cache)[-1]
+
+    assert run() == "1.0"
+    op.write_text("def f(x, params):\n    return (x + 2.0,)\n")
+    assert run() == "2.0"
+    op.write_text("def f(x, params):\n    return (x + 1.0,)\n")
+    assert run() == "1.0"
+
+
 def test_no_writable_cache_directory_means_no_cache_not_an_error(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -112,7 +147,7 @@ def test_no_writable_cache_directory_means_no_cache_not_an_error(tmp_path):
 
 @pytest.mark.parametrize("name", ["mse", "log_cosh", "cce", "nll", "kl_divergence"])
 def test_reductions_are_bit_identical_run_after_run(device, name):
-    from mlkernels._registry import ENTRIES
+    from mlkernels._bench.registry import ENTRIES
 
     n = 100_003 if device == "cpu" else 97
     args = [to_device(a, device) for a in ENTRIES[name].args(n, np.float32, seed=3)]

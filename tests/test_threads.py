@@ -19,7 +19,7 @@ import pytest
 
 import mlkernels as mk
 from conftest import spy_on_kinds
-from mlkernels import _threads
+from mlkernels._core import threads as _threads
 
 ROOT = Path(__file__).resolve().parents[1]
 BIG = _threads.PARALLEL_MIN  # calls on this many elements run on every thread
@@ -172,7 +172,7 @@ def test_no_tbb_anywhere_is_reported_not_raised(monkeypatch):
 
 def test_a_bad_parallel_min_is_a_warning_and_the_default(tmp_path):
     done = _run(
-        "from mlkernels import _threads; print(_threads.PARALLEL_MIN)",
+        "from mlkernels._core import threads; print(threads.PARALLEL_MIN)",
         tmp_path,
         MLKERNELS_PARALLEL_MIN="lots",
     )
@@ -181,9 +181,10 @@ def test_a_bad_parallel_min_is_a_warning_and_the_default(tmp_path):
 
 
 def test_small_calls_run_the_serial_kernel_and_large_ones_the_parallel_one(monkeypatch):
-    from mlkernels import _cpu, activations
+    from mlkernels import activations
+    from mlkernels._core import cpu as _cpu
 
-    ran = spy_on_kinds(monkeypatch, _cpu.unary(activations._relu))
+    ran = spy_on_kinds(monkeypatch, _cpu.map(activations._relu, 1, 2, False, False))
     x = np.random.default_rng(0).standard_normal(BIG).astype(np.float32)
     np.testing.assert_array_equal(mk.relu(x[: BIG - 1]), np.maximum(0, x[: BIG - 1]))
     np.testing.assert_array_equal(mk.relu(x), np.maximum(0, x))

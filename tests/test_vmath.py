@@ -1,7 +1,7 @@
-"""The vectorised math module, ``mlkernels._vmath``, on the CPU: accuracy, special values,
+"""The vectorised math module, ``mlkernels._core.vmath``, on the CPU: accuracy, special values,
 precision and vectorisation.
 
-Every function runs in a ``prange`` kernel compiled by ``mlkernels._jit.cpu_jit`` (the
+Every function runs in a ``prange`` kernel compiled by ``mlkernels._core.jit.cpu_jit`` (the
 kernels' own flags, ``reassoc`` and ``contract`` included; the on-disk cache is turned off
 so that an edit of ``_vmath`` is always what is tested).
 
@@ -30,8 +30,8 @@ from numba import njit, prange, types
 from numba.core.caching import NullCache
 from numba.np.numpy_support import from_dtype
 
-from mlkernels import _vmath as vm
-from mlkernels._jit import FASTMATH, cpu_jit
+from mlkernels._core import vmath as vm
+from mlkernels._core.jit import FASTMATH, cpu_jit
 
 NAMES = ("exp", "expm1", "log", "log1p", "tanh", "erf")
 

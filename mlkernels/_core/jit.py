@@ -1,6 +1,6 @@
 """The JIT: how mlkernels compiles, caches and runs its CPU kernels.
 
-* Kernels are built lazily, on first use, by the templates in ``_cpu`` (and ``_gpu``);
+* Kernels are built lazily, on first use, by the templates in ``cpu`` (and ``gpu``);
   ``import mlkernels`` compiles nothing.
 * The on-disk cache lives in ``<cache root>/mlkernels-<version>-<hash of the package's
   sources>``: numba re-validates a cached kernel against its own file only, so a change to
@@ -11,7 +11,7 @@
   import error). The caches of other builds are removed after 30 days unused.
 * Threads: TBB unless the user chose a layer through ``NUMBA_THREADING_LAYER``; each
   template is compiled parallel and serial, and small calls run the serial one
-  (:class:`CpuKernel`, ``_threads``).
+  (:class:`CpuKernel`, ``threads``).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from pathlib import Path
 import numba
 from numba.core import caching
 
-from mlkernels import _threads
+from mlkernels._core import threads as _threads
 
 __all__ = ["CpuKernel", "cache_dir", "cpu_jit", "cpu_kernel", "source_hash"]
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # mlkernels/
 
 # NaN and Inf must survive (no "nnan"/"ninf"); reassociation lets LLVM vectorise the
 # reductions with several accumulators and "contract" allows FMA.
@@ -99,6 +99,7 @@ class _PackageCacheLocator(caching._CacheLocator):
     def __init__(self, py_func, py_file):
         self._py_file = py_file  # what numba's "cannot cache" warning names
         self._lineno = py_func.__code__.co_firstlineno
+        self._outside = _outside_code(py_func)
         self._path = str(cache_dir())
 
     def ensure_cache_path(self):
@@ -111,7 +112,7 @@ class _PackageCacheLocator(caching._CacheLocator):
         return source_hash()
 
     def get_disambiguator(self):
-        return str(self._lineno)
+        return f"{self._lineno}-{self._outside}" if self._outside else str(self._lineno)
 
     @classmethod
     def from_function(cls, py_func, py_file):
@@ -119,6 +120,41 @@ class _PackageCacheLocator(caching._CacheLocator):
         if not inside or cache_dir() is None:
             return None
         return cls(py_func, py_file)
+
+
+def _functions(obj, depth: int = 0):
+    """The Python functions in a closure cell: a function, a numba dispatcher, a tuple of
+    them (an op record)."""
+    if depth > 3:
+        return
+    if isinstance(obj, tuple):
+        for item in obj:
+            yield from _functions(item, depth + 1)
+        return
+    fn = getattr(obj, "py_func", obj)
+    if isinstance(fn, types.FunctionType):
+        yield fn
+
+
+def _outside_code(py_func) -> str:
+    """A digest of the code of the scalar functions in a kernel's closure that live
+    outside the package (a test's, a user's): the package's source hash does not see their
+    edits, and numba keys a cached kernel on its closure by reference only. Empty when
+    there are none."""
+    h = hashlib.sha256()
+    found = False
+    for cell in py_func.__closure__ or ():
+        try:
+            contents = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        for fn in _functions(contents):
+            code = fn.__code__
+            if not Path(code.co_filename).resolve().is_relative_to(PACKAGE_DIR):
+                h.update(code.co_code)
+                h.update(repr(code.co_consts).encode())
+                found = True
+    return h.hexdigest()[:12] if found else ""
 
 
 def _install_locator() -> None:
@@ -145,8 +181,8 @@ def cpu_jit(fn):
 class CpuKernel:
     """A kernel template compiled twice, lazily: ``parallel`` (its ``prange`` loops on
     every thread) and ``serial`` (the same loops on the calling thread). A call names its
-    element count first: below ``_threads.PARALLEL_MIN`` the serial kernel runs, so a
-    small call wakes no thread (see ``_threads``)."""
+    element count first: below ``threads.PARALLEL_MIN`` the serial kernel runs, so a
+    small call wakes no thread (see ``threads``)."""
 
     __slots__ = ("parallel", "serial")
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import prange
 
-from mlkernels import _registry
-from mlkernels._jit import cpu_jit
+from mlkernels._bench import registry as _registry
+from mlkernels._core.jit import cpu_jit
 
 #: Relative tolerance of the check against the NumPy formula, per dtype.
 RTOL = {"float32": 1e-4, "float64": 1e-6}
@@ -48,7 +48,7 @@ def _noop() -> None:
 def synchronizer(device: str) -> Callable[[], None]:
     """What stops the clock honestly: ``cuda.synchronize`` on the GPU, nothing on the CPU."""
     if device == "cuda":
-        from numba import cuda
+        from mlkernels._core.cuda import cuda
 
         return cuda.synchronize
     return _noop
@@ -141,7 +141,7 @@ class BandwidthProbe:
         self.best_s = math.inf
         self.sync = synchronizer(device)
         if device == "cuda":
-            from numba import cuda
+            from mlkernels._core.cuda import cuda
 
             m = max(n, GPU_BANDWIDTH_ELEMENTS)
             src = cuda.device_array(m, np.float64)
@@ -287,7 +287,7 @@ def measure(
     sits out the remaining rounds.
     """
     if device == "cuda":
-        from numba import cuda
+        from mlkernels._core.cuda import cuda
 
         args = tuple(cuda.to_device(a) for a in host_args)
     else:

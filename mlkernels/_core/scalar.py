@@ -50,7 +50,7 @@ def identity(t):
 
 
 @register_jitable
-def sqrt_fin(t):
+def sqrt_final(t):
     """Finaliser of a root mean: value sqrt(t), derivative 1/(2 sqrt(t)) (0 at t = 0, NaN
     for NaN)."""
     r = math.sqrt(t)

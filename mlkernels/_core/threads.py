@@ -29,7 +29,7 @@ Small calls run on the calling thread. Waking the other threads for a kernel of 
 microseconds costs more than it saves, and right after a BLAS product those threads
 compete with BLAS's for the cores (OpenBLAS makes the same choice for small products).
 Every CPU template is compiled twice, with its ``prange`` loops parallel and as plain
-loops (``_jit.CpuKernel``); a call on fewer than ``PARALLEL_MIN`` elements
+loops (``jit.CpuKernel``); a call on fewer than ``PARALLEL_MIN`` elements
 (``$MLKERNELS_PARALLEL_MIN``, default 2**18) runs the serial one, which also skips the
 ~1 us of setting up a parallel region.
 """

@@ -1,7 +1,7 @@
-"""One table of every formula mlkernels implements: how to make data for it, its NumPy
-formula, how to call it (and its derivative), and its PyTorch CPU equivalent where there
-is one. It drives ``precompile``, the main job (``python -m mlkernels``), the asv suite
-and the tests, so that they all agree on what is measured and against what.
+"""The formulas as the benchmarks, the main job and ``precompile`` use them: a view of the
+declarations (``mlkernels._core.spec.FORMULAS``, one per public function), with how to
+make data for each, check a result against its NumPy formula, call it in every way it is
+called, and its PyTorch CPU equivalent where there is one.
 
 Each :class:`Entry` is one public function. Its ``kind`` says what a call returns and so
 how it is called, checked and counted:
@@ -14,13 +14,8 @@ how it is called, checked and counted:
   ``elastic_net``);
 * ``"tuple"``: several arrays (``batch_norm``, ``batch_norm_grad``, ``layer_norm_grad``).
 
-A derivative of the activation and normalisation families is an entry of its own
-(``sigmoid_grad``, ``softmax_grad``, ...), named in its function's ``derivative``.
-
-Data layout: ``"flat"`` entries take ``n`` elements per array; ``"rows"`` entries (the
-row functions softmax, log_softmax, layer_norm and their derivatives, batch_norm's
-(batch, features), max_norm's columns) take ``(n // cols, cols)`` arrays, ``cols``
-defaulting to :data:`ROW_COLS`.
+Data layout: ``"flat"`` entries take ``n`` elements per array; ``"rows"`` entries take
+``(n // cols, cols)`` arrays, ``cols`` defaulting to :data:`ROW_COLS`.
 """
 
 from __future__ import annotations
@@ -31,85 +26,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlkernels import _threads, reference
+from mlkernels import reference
+from mlkernels._bench.data import CLASSES
+from mlkernels._core import threads as _threads
+from mlkernels._core.spec import FORMULAS, Formula
 
-CLASSES = 10  # columns of the (n / CLASSES, CLASSES) inputs of cce and nll
 ROW_COLS = 1024  # default row length of the "rows" entries
 FAMILIES = ("losses", "activations", "regularisation", "normalisation")
-
-
-# --------------------------------------------------------------------------------------
-# Data makers: (n, dtype, rng) for flat entries, ((rows, cols), dtype, rng) for rows ones
-# --------------------------------------------------------------------------------------
-
-
-def _normal2(n, dtype, rng):
-    return rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
-
-
-def _binary_prob(n, dtype, rng):
-    return (rng.random(n) < 0.5).astype(dtype), rng.uniform(0.001, 0.999, n).astype(dtype)
-
-
-def _signs_scores(n, dtype, rng):
-    return np.where(rng.random(n) < 0.5, -1, 1).astype(dtype), rng.standard_normal(n).astype(dtype)
-
-
-def _distributions(n, dtype, rng):
-    p, q = rng.random(n) + 0.01, rng.random(n) + 0.01
-    return (p / p.sum()).astype(dtype), (q / q.sum()).astype(dtype)
-
-
-def _rows(n, dtype, rng):
-    rows = max(n // CLASSES, 1)
-    p = rng.random((rows, CLASSES)) + 0.01
-    p /= p.sum(axis=1, keepdims=True)
-    labels = rng.integers(0, CLASSES, rows)
-    return labels, p.astype(dtype)
-
-
-def _onehot_prob(n, dtype, rng):
-    labels, p = _rows(n, dtype, rng)
-    return np.eye(CLASSES, dtype=dtype)[labels], p
-
-
-def _logprob_targets(n, dtype, rng):
-    labels, p = _rows(n, dtype, rng)
-    return np.log(p), labels
-
-
-def _distance_pairs(n, dtype, rng):
-    return np.abs(rng.standard_normal(n)).astype(dtype), (rng.random(n) < 0.5).astype(dtype)
-
-
-def _normal(shape, dtype, rng):
-    """N(0, 2^2): both sides of every kink, and the saturated tails of sigmoid/tanh/gelu."""
-    return ((2 * rng.standard_normal(shape)).astype(dtype),)
-
-
-def _normal_and_upstream(shape, dtype, rng):
-    """Logits and an upstream gradient dy, for the vector-Jacobian products."""
-    return _normal(shape, dtype, rng)[0], rng.standard_normal(shape).astype(dtype)
-
-
-def _affine(shape, dtype, rng):
-    """x, and gamma and beta of the normalised axis (last for layer_norm, 1 for batch_norm)."""
-    x = (1.5 + 2 * rng.standard_normal(shape)).astype(dtype)
-    gamma = (1 + 0.1 * rng.standard_normal(shape[-1])).astype(dtype)
-    beta = (0.1 * rng.standard_normal(shape[-1])).astype(dtype)
-    return x, gamma, beta
-
-
-def _affine_upstream(shape, dtype, rng):
-    """x, gamma and the upstream gradient dy (the normalisations' backward passes)."""
-    x, gamma, _ = _affine(shape, dtype, rng)
-    return x, gamma, rng.standard_normal(shape).astype(dtype)
-
-
-def _columns(shape, dtype, rng):
-    """A weight matrix whose column norms spread over (0, 6): about half exceed c = 3."""
-    scale = rng.uniform(0, 6 / np.sqrt(shape[0]), shape[1])
-    return ((rng.standard_normal(shape) * scale).astype(dtype),)
 
 
 # --------------------------------------------------------------------------------------
@@ -138,18 +61,6 @@ def rel_error(got, expected) -> float:
         return 0.0
     scale = float(np.max(np.abs(e[finite]))) or 1.0
     return float(np.max(np.abs(g[finite] - e[finite]))) / scale
-
-
-def _dropout_error(got, expected, host_args, p: float = 0.5) -> float:
-    """Dropout draws its own mask: check the kept values (x / (1 - p)) and that the kept
-    fraction is 1 - p within 6 standard deviations."""
-    (x,) = host_args
-    got = np.asarray(got)
-    kept = got != 0
-    n = max(got.size, 1)
-    if abs(kept.mean() - (1 - p)) > 6 * np.sqrt(p * (1 - p) / n) + 1e-12:
-        return np.inf
-    return rel_error(got[kept], x[kept] / (1 - p)) if kept.any() else 0.0
 
 
 # --------------------------------------------------------------------------------------
@@ -270,7 +181,7 @@ def torch_device_usable(device: str) -> bool:
 def _device_array(like: object, shape: tuple, dtype) -> object:
     """An uninitialised array on ``like``'s device (for ``out=``)."""
     if hasattr(like, "copy_to_host"):
-        from numba import cuda
+        from mlkernels._core.cuda import cuda
 
         return cuda.device_array(shape, dtype)
     return np.empty(shape, dtype)
@@ -278,15 +189,27 @@ def _device_array(like: object, shape: tuple, dtype) -> object:
 
 @dataclass(frozen=True)
 class Entry:
-    name: str
-    family: str
-    make: Callable  # flat: (n, dtype, rng); rows: ((rows, cols), dtype, rng) -> arrays
-    reference: Callable  # the NumPy formula
-    transcendental: bool  # calls log/exp/tanh
-    kind: str = "loss"  # "loss" | "map" | "scalar" | "tuple": see the module docstring
-    layout: str = "flat"  # "flat" | "rows"
-    derivative: str | None = None  # the entry that is this function's derivative
-    check: Callable | None = None  # (got, expected, host_args) -> error; else rel_error
+    """A formula's declaration (``mlkernels._core.spec.Formula``) as the benchmarks, the
+    main job and ``precompile`` use it."""
+
+    spec: Formula
+    override: Callable | None = None  # a reference to check against instead (tests)
+
+    def __getattr__(self, name: str):
+        return getattr(self.spec, name)
+
+    @property
+    def reference(self) -> Callable:
+        return self.override or self.spec.reference
+
+    @property
+    def make(self) -> Callable:
+        return self.spec.data
+
+    @property
+    def kind(self) -> str:
+        """ "loss", "map" (an array like the first argument), "scalar" or "tuple"."""
+        return {"array": "map"}.get(self.spec.returns, self.spec.returns)
 
     @property
     def function(self) -> Callable:
@@ -340,11 +263,11 @@ class Entry:
         is taken against), or None when the loss declares no such argument."""
         import inspect
 
-        spec = getattr(f, "spec", None)
+        pred = getattr(f.spec.template, "pred", None)
         params = list(inspect.signature(f).parameters)
-        if spec is None or getattr(spec, "pred", None) not in params:
+        if pred not in params:
             return None
-        x = args[params.index(spec.pred)]
+        x = args[params.index(pred)]
         return _device_array(x, x.shape, x.dtype)
 
     def error(self, got: object, expected: object, host_args: tuple) -> float:
@@ -383,7 +306,7 @@ class Entry:
     def _warm(self, dtype, device: str) -> None:
         args = self.args(2 * CLASSES, dtype, cols=5)
         if device == "cuda":
-            from numba import cuda
+            from mlkernels._core.cuda import cuda
 
             args = tuple(cuda.to_device(a) for a in args)
         if self.kind == "loss":
@@ -400,91 +323,14 @@ def _noop() -> None:
     pass
 
 
-def _loss(name, make, transcendental):
-    return Entry(name, "losses", make, getattr(reference, name), transcendental)
+def _table() -> dict[str, Entry]:
+    import mlkernels  # noqa: F401 - declares every formula
+
+    table = {f.name: Entry(f) for f in FORMULAS.values()}
+    return {name: table[name] for f in FAMILIES for name in table if table[name].family == f}
 
 
-def _pair(family, name, make, transcendental, kind="map", layout="flat"):
-    """A function and its ``_grad`` entry (same data)."""
-    grad = name + "_grad"
-    return [
-        Entry(name, family, make, getattr(reference, name), transcendental, kind, layout, grad),
-        Entry(grad, family, make, getattr(reference, grad), transcendental, "map", layout),
-    ]
-
-
-def _vjp_pair(name, transcendental=True):
-    """A row function and its vector-Jacobian product ``name_grad(x, dy)``."""
-    grad = name + "_grad"
-    ref = getattr(reference, name)
-    return [
-        Entry(name, "activations", _normal, ref, transcendental, "map", "rows", grad),
-        Entry(
-            grad, "activations", _normal_and_upstream, getattr(reference, grad), True, "map", "rows"
-        ),
-    ]
-
-
-def _norm_pair(name, kind):
-    grad = name + "_grad"
-    ref = getattr(reference, name)
-    return [
-        Entry(name, "normalisation", _affine, ref, False, kind, "rows", grad),
-        Entry(
-            grad,
-            "normalisation",
-            _affine_upstream,
-            getattr(reference, grad),
-            False,
-            "tuple",
-            "rows",
-        ),
-    ]
-
-
-_REG = "regularisation"
-ENTRIES = {
-    e.name: e
-    for e in [
-        _loss("mse", _normal2, False),
-        _loss("rmse", _normal2, False),
-        _loss("mae", _normal2, False),
-        _loss("huber", _normal2, False),
-        _loss("log_cosh", _normal2, True),
-        _loss("bce", _binary_prob, True),
-        _loss("cce", _onehot_prob, True),
-        _loss("hinge", _signs_scores, False),
-        _loss("squared_hinge", _signs_scores, False),
-        _loss("focal", _binary_prob, True),
-        _loss("kl_divergence", _distributions, True),
-        _loss("js_divergence", _distributions, True),
-        _loss("nll", _logprob_targets, False),
-        _loss("contrastive", _distance_pairs, False),
-        # activations: elementwise, then the row functions
-        *_pair("activations", "sigmoid", _normal, True),
-        *_pair("activations", "tanh", _normal, True),
-        *_pair("activations", "relu", _normal, False),
-        *_pair("activations", "leaky_relu", _normal, False),
-        *_pair("activations", "elu", _normal, True),
-        *_pair("activations", "selu", _normal, True),
-        *_pair("activations", "gelu", _normal, True),
-        *_pair("activations", "swish", _normal, True),
-        *_pair("activations", "mish", _normal, True),
-        *_vjp_pair("softmax"),
-        *_vjp_pair("log_softmax"),
-        # regularisation
-        Entry("l2_loss", _REG, _normal, reference.l2_loss, False, "scalar", derivative="l2_grad"),
-        Entry("l2_grad", _REG, _normal, reference.l2_grad, False, "map"),
-        Entry("l1_loss", _REG, _normal, reference.l1_loss, False, "scalar", derivative="l1_grad"),
-        Entry("l1_grad", _REG, _normal, reference.l1_grad, False, "map"),
-        *_pair(_REG, "elastic_net", _normal, False, kind="scalar"),
-        Entry("max_norm", _REG, _columns, reference.max_norm, False, "map", "rows"),
-        Entry("dropout", _REG, _normal, reference.dropout, False, "map", check=_dropout_error),
-        # normalisation
-        *_norm_pair("batch_norm", "tuple"),
-        *_norm_pair("layer_norm", "map"),
-    ]
-}
+ENTRIES: dict[str, Entry] = _table()
 
 
 def entries(

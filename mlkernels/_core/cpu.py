@@ -1,0 +1,639 @@
+"""CPU kernel templates: one per pattern, turned into a kernel by a formula's scalar code.
+
+Every template is a loop over the data written once (below, as source expanded by
+:mod:`mlkernels._core.codegen` for the number of inputs, outputs and accumulators a formula
+has) and compiled twice by :class:`mlkernels._core.jit.CpuKernel`: with its ``prange``
+loop on every thread, and as a plain loop on the calling thread for calls on fewer than
+``PARALLEL_MIN`` elements (see ``threads``); the first argument of a call is its element
+count. An output passed as ``None`` is pruned at compile time (numba specialises on
+``NoneType`` and drops the dead branch), so e.g. the value-only kernel of an activation
+contains no derivative code.
+
+Patterns (the GPU has the same ones, with the same arguments, in ``gpu.py``):
+
+* :func:`map`       ``r = f(x0[i], ..., params)``; output ``j`` receives ``r[j]``:
+  activations and their derivatives, dropout (``counter``: ``f(x[i], i, params)``),
+  penalty gradients, a loss's per-term values.
+* :func:`reduce`    the same map, and the first ``k`` results summed into ``k``
+  accumulators (float64, or int64 for exact counts); results from ``k`` on are written
+  times ``grad_scale`` (a loss gradient's 1/n). Sums are taken over chunks that depend on the
+  size alone (:func:`sum_chunks`) and combined in chunk order: the same bits whatever
+  the number of threads. ``total`` receives the combined partial (``k`` values);
+  partials of separate calls combine by addition.
+* :func:`classes_dense` / :func:`classes_index`  a loss term summed over the classes
+  along axis 1 of (n, C, R) data, per sample (cce's and nll's ``reduction="none"``).
+* :func:`rows`      a K-float state per row along the last axis (``op.part``), then an
+  elementwise pass over the same row (``op.emit``): softmax, layer_norm, their VJPs.
+* :func:`cols`      K float64 statistics per column over axis 0 (``op.push`` per row
+  into chunk states, ``op.merge`` of the chunks in order, ``op.final``), then an
+  elementwise pass (``op.emit``): batch_norm, max_norm, layer_norm's dgamma/dbeta.
+* :func:`foreach`   an update of a LIST of flat arrays in place, one launch over a table
+  of (array, start, stop) chunks: optimisers, clip_by_global_norm.
+* :func:`pairwise`  A (n, d) x B (m, d) -> (n, m) in tiles, ``op.init``/``op.step`` per
+  coordinate and ``op.end`` per pair: distances and kernel matrices.
+* :func:`by_label`  per-label sums of rows (n, d) into (L, d) with counts: k-means.
+
+Matrix products, sorts, scans and Cholesky factors come from :mod:`primitives`, not from
+templates.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import float64, int64, prange  # noqa: F401 - used by the generated kernels
+from numba.extending import register_jitable
+
+from mlkernels._core import codegen, pointers
+from mlkernels._core.codegen import joined, names
+from mlkernels._core.jit import cpu_kernel
+
+is_host = True
+
+#: Values summed per block of a reduction's chunk, after the block's loop wrote its outputs.
+SUM_BLOCK = 512
+
+
+@register_jitable
+def sum_chunks(n):
+    """The chunks a reduction over ``n`` terms is cut into: each chunk's terms are summed
+    in order, then the chunks' sums in order. A function of ``n`` alone, so a sum is the
+    same whatever the number of threads and however the threading layer schedules them
+    (a ``prange`` reduction's split follows the threads, and TBB's work stealing)."""
+    return max(1, min(256, n // 4096))
+
+
+@register_jitable
+def part(x, lo, hi):
+    """``x[lo:hi]``, or None for an output not asked for. Loops over such 0-based views
+    vectorise; over ``range(lo, hi)`` numba keeps a negative-index check in every access."""
+    if x is None:
+        return None
+    return x[lo:hi]
+
+
+def _env() -> dict:
+    """The globals of a generated kernel: this module's (numba rebuilds a cached kernel's
+    environment from the module its ``__name__`` names, so the names must be found here)."""
+    return {
+        "__name__": __name__,
+        "np": np,
+        "prange": prange,
+        "float64": float64,
+        "int64": int64,
+        "register_jitable": register_jitable,
+        "sum_chunks": sum_chunks,
+        "part": part,
+        "SUM_BLOCK": SUM_BLOCK,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# map and reduce
+# --------------------------------------------------------------------------------------
+
+
+def _elements(n_in: int, widen: bool, counter: bool, index: str = "i") -> str:
+    elems = [f"float64(x{q}[{index}])" if widen else f"x{q}[{index}]" for q in range(n_in)]
+    if counter:
+        elems.append(index)
+    return joined([*elems, "params"])
+
+
+@functools.cache
+def map(f, n_in: int, n_out: int, widen: bool = False, counter: bool = False):  # noqa: A001
+    """``r = f(x0[i], ..., x{n_in-1}[i], params)`` (``i`` before ``params`` with
+    ``counter``) over flat arrays of one size; ``o_j[i] = r[j]`` for each output asked.
+    ``widen`` hands the elements over as float64 (the losses' terms)."""
+    xs, os_ = names("x", n_in), names("o", n_out)
+    stores = "".join(
+        f"\n            if o{j} is not None:\n                o{j}[i] = r[{j}]"
+        for j in range(n_out)
+    )
+    source = f"""
+def make_map(f):
+    def map_kernel({joined([*xs, "params", *os_])}):
+        for i in prange(x0.size):
+            r = f({_elements(n_in, widen, counter)}){stores}
+    return map_kernel
+"""
+    return cpu_kernel(codegen.build(source, "make_map", _env())(f))
+
+
+@functools.cache
+def reduce(f, n_in: int, k: int, n_out: int, acc: str = "float64"):
+    """``r = f(float64(x0[i]), ..., params)``; ``r[0:k]`` summed into ``total`` (k,),
+    output ``j`` receives ``r[j]`` (times ``grad_scale`` from ``j = k`` on).
+
+    The sums are taken apart from the loop that writes the outputs: that loop keeps a
+    block's values in ``v*``, a loop with no stores adds them. LLVM gives a loop with
+    stores a vectorised and a scalar version, picked at run time by where the arrays lie
+    in memory; summed in that loop, the same data could give another last bit for another
+    ``out=`` buffer.
+    """
+    xs, os_, vs = names("x", n_in), names("o", n_out), names("v", k)
+    zero = "0.0" if acc == "float64" else "0"
+    stores = "".join(
+        f"\n            if o{j} is not None:\n                o{j}[i] = r[{j}]"
+        + (" * grad_scale" if j >= k else "")
+        for j in range(n_out)
+    )
+    keeps = "".join(
+        f"\n            if v{q} is not None:\n                v{q}[i] = r[{q}]" for q in range(k)
+    )
+    sums = "".join(
+        f"\n        a{q} = {zero}\n        if v{q} is not None:\n"
+        f"            for i in range(x0.size):\n                a{q} += v{q}[i]"
+        for q in range(k)
+    )
+    chunk_args = joined(
+        [*(f"{x}[lo:hi]" for x in xs), "params", "grad_scale", *(f"part({o}, lo, hi)" for o in os_)]
+    )
+    block_args = joined(
+        [*(f"{x}[s:e]" for x in xs), "params", "grad_scale", *(f"part({o}, s, e)" for o in os_)]
+    )
+    scratch = "".join(f"                v{q} = np.empty(SUM_BLOCK, np.{acc})\n" for q in range(k))
+    source = f"""
+def make_reduce(f):
+    def terms({joined([*xs, "params", "grad_scale", *os_, *vs])}):
+        for i in range(x0.size):
+            r = f({_elements(n_in, True, False)}){stores}{keeps}{sums}
+        return ({joined(f"a{q}" for q in range(k))},)
+
+    terms = register_jitable(terms)
+
+    def reduce_kernel({joined([*xs, "params", "grad_scale", *os_, "total"])}):
+        n = x0.size
+        chunks = sum_chunks(n)
+        size = (n + chunks - 1) // chunks
+        parts = np.zeros((chunks, {k}), np.{acc})
+        for p in prange(chunks):
+            lo, hi = p * size, min(n, (p + 1) * size)
+            if total is None:
+                terms({chunk_args}, {joined(["None"] * k)})
+            else:
+{scratch}\
+                for s in range(lo, hi, SUM_BLOCK):
+                    e = min(hi, s + SUM_BLOCK)
+                    r = terms({block_args}, {joined(vs)})
+                    for q in range({k}):
+                        parts[p, q] += r[q]
+        if total is not None:
+            for q in range({k}):
+                t = {zero}
+                for p in range(chunks):
+                    t += parts[p, q]
+                total[q] = t
+    return reduce_kernel
+"""
+    return cpu_kernel(codegen.build(source, "make_reduce", _env())(f))
+
+
+# --------------------------------------------------------------------------------------
+# Loss terms summed over the classes along axis 1
+# --------------------------------------------------------------------------------------
+
+
+@register_jitable
+def _in_order(parts):
+    s = 0.0
+    for p in range(parts.size):
+        s += parts[p]
+    return s
+
+
+@functools.cache
+def classes_dense(term):
+    """Per-sample sums ``Σ_k term(y[i, k, r], x[i, k, r])`` of (n, C, R) arrays, one per
+    (i, r), the gradient times ``grad_scale`` into ``gout``. A sample's terms are kept in
+    ``vals`` and added by a loop with no stores (see :func:`reduce`)."""
+
+    def kernel(y, x, params, grad_scale, out, gout, total):
+        n, c, r = x.shape
+        m = n * r
+        chunks = sum_chunks(m)
+        size = (m + chunks - 1) // chunks
+        parts = np.empty(chunks)
+        for p in prange(chunks):
+            vals = np.empty(c)
+            acc = 0.0
+            for j in range(p * size, min(m, (p + 1) * size)):
+                i = j // r
+                q = j - i * r
+                for k in range(c):
+                    v, g = term(float64(y[i, k, q]), float64(x[i, k, q]), params)
+                    vals[k] = v
+                    if gout is not None:
+                        gout[i, k, q] = g * grad_scale
+                s = 0.0
+                for k in range(c):
+                    s += vals[k]
+                if out is not None:
+                    out[i, q] = s
+                acc += s
+            parts[p] = acc
+        if total is not None:
+            total[0] = _in_order(parts)
+
+    return cpu_kernel(kernel)
+
+
+@functools.cache
+def classes_index(term):
+    """Per-sample terms of a one-hot label given by its index: ``term(1, x[i, t[i, r], r])``.
+
+    Only the target entry of each sample is read for the value; the gradient is zero
+    except at the target. A target outside ``[-C, C)`` (checked before the launch on the
+    CPU) gives NaN rather than an out-of-bounds read.
+    """
+
+    def kernel(t, x, params, grad_scale, out, gout, total):
+        n, c, r = x.shape
+        m = n * r
+        chunks = sum_chunks(m)
+        size = (m + chunks - 1) // chunks
+        parts = np.empty(chunks)
+        for p in prange(chunks):
+            acc = 0.0
+            for j in range(p * size, min(m, (p + 1) * size)):
+                i = j // r
+                q = j - i * r
+                k = t[i, q]
+                if k < 0:
+                    k += c
+                inside = k >= 0 and k < c
+                if inside:
+                    v, g = term(1.0, float64(x[i, k, q]), params)
+                else:
+                    v, g = np.nan, np.nan
+                if gout is not None:
+                    for kk in range(c):
+                        gout[i, kk, q] = 0.0
+                    if inside:
+                        gout[i, k, q] = g * grad_scale
+                if out is not None:
+                    out[i, q] = v
+                acc += v
+            parts[p] = acc
+        if total is not None:
+            total[0] = _in_order(parts)
+
+    return cpu_kernel(kernel)
+
+
+# --------------------------------------------------------------------------------------
+# rows and cols
+# --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def rows(op, n_in: int, n_feat: int):
+    """A row operation over (n, c) arrays ``x0, ...`` along the last axis, a row per thread
+    at a time: ``state = op.part(row, feats, params, out_row)`` (``row`` the tuple of the
+    inputs' rows, ``feats`` of the (c,) per-feature arrays; ``op.k`` floats, in one pass,
+    intermediate values may be left in the row of ``out``), then
+    ``op.emit(row, feats, params, own, state, out_row)`` writes the row of ``out`` and
+    returns ``op.stats`` per-row statistics, stored in ``stats[i]`` when asked. (The GPU
+    splits a row over a block, ``own`` is then the state of a thread's part, merged into
+    the row's ``state`` with ``op.merge``; here both are the row's.)"""
+    xs, ws = names("x", n_in), names("w", n_feat)
+    source = f"""
+def make_rows(part, emit, n_stats):
+    def rows_kernel({joined([*xs, *ws, "params", "out", "stats"])}):
+        feats = ({joined(ws)}{"," if n_feat == 1 else ""})
+        for i in prange(x0.shape[0]):
+            row = ({joined(f"{x}[i]" for x in xs)},)
+            state = part(row, feats, params, out[i])
+            s = emit(row, feats, params, state, state, out[i])
+            if stats is not None:
+                for q in range(n_stats):
+                    stats[i, q] = s[q]
+    return rows_kernel
+"""
+    return cpu_kernel(codegen.build(source, "make_rows", _env())(op.part, op.emit, op.stats))
+
+
+def col_chunks(n: int, c: int, k: int) -> int:
+    """Row chunks of a column reduction: up to 32 (one per thread and more, for balance),
+    fewer when the partial states (chunks x k x c float64) would pass 64 MB. A function of
+    the shape only, so results do not depend on the number of threads."""
+    return max(1, min(n, 32, (8 << 20) // max(1, k * c)))
+
+
+@functools.cache
+def cols_reduce(op, n_in: int):
+    """Per-column statistics of (n, c) arrays over axis 0, into ``acc`` (op.k, c) float64.
+
+    The rows are cut into chunks (:func:`col_chunks`, a function of the shape); ``op.push
+    (acc_p, ins, r, k, lo, hi, params)`` adds row ``r`` (the ``k``-th of its chunk, from 1)
+    of the inputs ``ins`` to the columns ``lo:hi`` of the chunk's state (all columns here;
+    one per thread on the GPU); ``op.merge(acc, m, acc_p, m_p, j)`` merges a chunk's state
+    of ``m_p`` rows into the total of ``m`` rows, in chunk order (deterministic);
+    ``op.final(acc, n, params, j)`` turns the sums into the statistics. ``push`` loops
+    along the columns of a row (contiguous in memory): it vectorises.
+    """
+    xs = names("x", n_in)
+    source = f"""
+def make_cols_reduce(push, merge, final):
+    def cols_reduce_kernel({joined([*xs, "params", "parts", "acc"])}):
+        ins = ({joined(xs)},)
+        n, c = x0.shape
+        chunks = parts.shape[0]
+        size = (n + chunks - 1) // chunks
+        for p in prange(chunks):
+            acc_p = parts[p]
+            acc_p[:] = 0.0
+            k = 0
+            for r in range(p * size, min(n, (p + 1) * size)):
+                k += 1
+                push(acc_p, ins, r, k, 0, c, params)
+        acc[:] = 0.0
+        m = 0
+        for p in range(chunks):
+            m_p = max(0, min(n, (p + 1) * size) - p * size)
+            if m_p > 0:
+                for j in range(c):
+                    merge(acc, m, parts[p], m_p, j)
+                m += m_p
+        for j in range(c):
+            final(acc, n, params, j)
+    return cols_reduce_kernel
+"""
+    make = codegen.build(source, "make_cols_reduce", _env())
+    return cpu_kernel(make(op.push, op.merge, op.final))
+
+
+@functools.cache
+def cols_emit(op, n_in: int, n_feat: int):
+    """``r = op.emit(acc, ins, feats, params, i, j)``; output ``q`` receives ``r[q]`` at
+    ``(i, j)``, for the ``op.outputs`` outputs asked."""
+    xs, ws, os_ = names("x", n_in), names("w", n_feat), names("o", op.outputs)
+    stores = "".join(
+        f"\n                if o{q} is not None:\n                    o{q}[i, j] = r[{q}]"
+        for q in range(op.outputs)
+    )
+    source = f"""
+def make_cols_emit(emit):
+    def cols_emit_kernel({joined([*xs, *ws, "acc", "params", *os_])}):
+        ins = ({joined(xs)},)
+        feats = ({joined(ws)}{"," if n_feat == 1 else ""})
+        n, c = x0.shape
+        for i in prange(n):
+            for j in range(c):
+                r = emit(acc, ins, feats, params, i, j){stores}
+    return cols_emit_kernel
+"""
+    return cpu_kernel(codegen.build(source, "make_cols_emit", _env())(op.emit))
+
+
+# --------------------------------------------------------------------------------------
+# foreach, pairwise, by_label
+# --------------------------------------------------------------------------------------
+
+#: Elements per chunk of a foreach launch: the chunk table, and so the order in which a
+#: foreach reduction adds its chunks, depends on the arrays' sizes alone.
+FOREACH_CHUNK = 1 << 16
+
+
+def foreach_chunks(sizes) -> np.ndarray:
+    """The chunk table (m, 3) of a foreach launch: rows ``(group, lo, hi)``."""
+    rows = [
+        (g, lo, min(n, lo + FOREACH_CHUNK))
+        for g, n in enumerate(sizes)
+        for lo in range(0, n, FOREACH_CHUNK)
+    ]
+    return np.array(rows, np.int64).reshape(-1, 3)
+
+
+def foreach_source(n_arrays: int, n_write: int, k: int) -> tuple[str, str, str]:
+    """The loads, stores and sums of a foreach kernel's inner loop (shared with ``gpu``)."""
+    loads = joined(f"load(table[g, {q}], i, ref)" for q in range(n_arrays))
+    ind = " " * 16
+    stores = "".join(f"\n{ind}store(table[g, {q}], i, ref, r[{q}])" for q in range(n_write))
+    sums = "".join(f"\n{ind}a{q} += float64(r[{n_write + q}])" for q in range(k))
+    return loads, stores, sums
+
+
+@functools.cache
+def foreach(f, n_arrays: int, n_write: int, k: int):
+    """``r = f(a0[i], ..., params)`` over every element ``i`` of every group of a LIST of
+    arrays, in ONE launch over the chunk table ``chunks`` (:func:`foreach_chunks`):
+    ``table[g, q]`` is the address of array ``q`` of group ``g`` (all of ``ref``'s dtype,
+    C-contiguous; see ``pointers``). ``r[q]`` is written back in place into array ``q``
+    for ``q < n_write`` (an optimiser's parameters and moments); ``r[n_write:n_write + k]``
+    are summed in float64 per chunk and the chunks combined in order into ``total``
+    (clip_by_global_norm's Σ g²): the same bits whatever the number of threads."""
+    loads, stores, sums = foreach_source(n_arrays, n_write, k)
+    init = "".join(f"            a{q} = 0.0\n" for q in range(k))
+    keep = "".join(f"            parts[c, {q}] = a{q}\n" for q in range(k))
+    source = f"""
+def make_foreach(f):
+    def foreach_kernel(chunks, table, ref, params, total):
+        m = chunks.shape[0]
+        parts = np.zeros((m, {max(k, 1)}))
+        for c in prange(m):
+            g, lo, hi = chunks[c, 0], chunks[c, 1], chunks[c, 2]
+{init}\
+            for i in range(lo, hi):
+                r = f({loads}, params){stores}{sums}
+{keep}\
+        if total is not None:
+            for q in range({k}):
+                t = 0.0
+                for c in range(m):
+                    t += parts[c, q]
+                total[q] = t
+    return foreach_kernel
+"""
+    env = {**_env(), "load": pointers.load, "store": pointers.store}
+    return cpu_kernel(codegen.build(source, "make_foreach", env)(f))
+
+
+#: Rows of A and of B per tile of a pairwise kernel: a tile of B stays in cache while the
+#: rows of A's tile pass over it.
+PAIR_TILE = 64
+
+
+@functools.cache
+def pairwise(op):
+    """``out[i, j] = op.end(acc, params)``, ``acc`` folded by ``op.step(acc, a, b)`` from
+    ``op.init`` over the coordinates of A[i] and B[j] (A (n, d), B (m, d), float64
+    accumulation): distances and kernel matrices. Tiles of PAIR_TILE x PAIR_TILE, a row of
+    tiles per thread."""
+    init, step, end = op.init, op.step, op.end
+
+    def kernel(a, b, params, out):
+        n, d = a.shape
+        m = b.shape[0]
+        for ti in prange((n + PAIR_TILE - 1) // PAIR_TILE):
+            i0 = ti * PAIR_TILE
+            for j0 in range(0, m, PAIR_TILE):
+                for i in range(i0, min(n, i0 + PAIR_TILE)):
+                    ai = a[i]
+                    for j in range(j0, min(m, j0 + PAIR_TILE)):
+                        bj = b[j]
+                        acc = init
+                        for q in range(d):
+                            acc = step(acc, float64(ai[q]), float64(bj[q]))
+                        out[i, j] = end(acc, params)
+
+    return cpu_kernel(kernel)
+
+
+def label_chunks(n: int, labels: int, d: int) -> int:
+    """Row chunks of a per-label sum: up to 32, fewer when the partial sums (chunks x
+    labels x d float64) would pass 64 MB. A function of the shape only."""
+    return max(1, min(n, 32, (8 << 20) // max(1, labels * d)))
+
+
+@functools.cache
+def by_label():
+    """Per-label sums of the rows of x (n, d) into ``sums`` (L, d) float64 and their
+    counts into ``counts`` (L,) int64: k-means' centroid update. Labels are checked to lie
+    in [0, L) before the launch. The rows are cut into chunks (:func:`label_chunks`), each
+    summed into its own partial, and the partials added in chunk order: deterministic."""
+
+    def kernel(x, labels, parts, cparts, sums, counts):
+        n, d = x.shape
+        chunks = parts.shape[0]
+        size = (n + chunks - 1) // chunks
+        for p in prange(chunks):
+            part_p, cpart_p = parts[p], cparts[p]
+            part_p[:] = 0.0
+            cpart_p[:] = 0
+            for r in range(p * size, min(n, (p + 1) * size)):
+                lab = labels[r]
+                row, acc = x[r], part_p[lab]
+                for j in range(d):
+                    acc[j] += float64(row[j])
+                cpart_p[lab] += 1
+        sums[:] = 0.0
+        counts[:] = 0
+        for p in range(chunks):
+            sums += parts[p]
+            counts += cparts[p]
+
+    return cpu_kernel(kernel)
+
+
+# --------------------------------------------------------------------------------------
+# Launchers: what the pipeline calls, the same on both devices
+# --------------------------------------------------------------------------------------
+
+
+def run_map(f, ins, params, outs, widen=False, counter=False):
+    x0 = ins[0]
+    map(f, len(ins), len(outs), widen, counter)(x0.size, *ins, params, *outs)
+
+
+def run_reduce(f, ins, params, grad_scale, outs, k, want_total, acc="float64"):
+    """The reduction's kernel; returns the (k,) partial (or None)."""
+    total = np.zeros(k, np.dtype(acc)) if want_total else None
+    reduce(f, len(ins), k, len(outs), acc)(ins[0].size, *ins, params, grad_scale, *outs, total)
+    return total
+
+
+def run_classes(pattern, term, a, b, params, grad_scale, out, gout, want_total):
+    total = np.zeros(1) if want_total else None
+    kernel = classes_dense(term) if pattern == "classes_dense" else classes_index(term)
+    kernel(b.size, a, b, params, grad_scale, out, gout, total)
+    return total
+
+
+def run_rows(op, ins, feats, params, out, stats):
+    if ins[0].size:
+        rows(op, len(ins), len(feats))(ins[0].size, *ins, *feats, params, out, stats)
+
+
+def run_cols(op, ins, feats, params, outs):
+    """Column statistics (op.k, c) of (n, c) data, then the elementwise pass (if any
+    output is asked); returns the statistics."""
+    n, c = ins[0].shape
+    chunks = col_chunks(n, c, op.k)
+    parts = np.empty((chunks, op.k, c))
+    acc = np.empty((op.k, c))
+    work = ins[0].size
+    cols_reduce(op, len(ins))(work, *ins, params, parts, acc)
+    if any(o is not None for o in outs):
+        cols_emit(op, len(ins), len(feats))(work, *ins, *feats, acc, params, *outs)
+    return acc
+
+
+def run_foreach(f, groups, params, n_write, k):
+    """``foreach`` over ``groups`` (a list of tuples of arrays, one tuple per group, every
+    array of a tuple of one size); returns the (k,) total, or None when k = 0."""
+    ref = np.empty(0, groups[0][0].dtype)
+    table = np.array([[pointers.address(a) for a in g] for g in groups], np.int64)
+    chunks = foreach_chunks([g[0].size for g in groups])
+    total = np.zeros(k) if k else None
+    work = sum(g[0].size for g in groups)
+    foreach(f, table.shape[1], n_write, k)(work, chunks, table, ref, params, total)
+    return total
+
+
+def run_pairwise(op, a, b, params, out):
+    if out.size and a.shape[1] >= 0:
+        pairwise(op)(a.shape[0] * b.shape[0] * max(a.shape[1], 1), a, b, params, out)
+
+
+def run_by_label(x, labels, n_labels):
+    """``(sums (L, d) float64, counts (L,) int64)`` of the rows of x by label."""
+    n, d = x.shape
+    chunks = label_chunks(n, n_labels, d)
+    parts = np.empty((chunks, n_labels, d))
+    cparts = np.empty((chunks, n_labels), np.int64)
+    sums = np.empty((n_labels, d))
+    counts = np.empty(n_labels, np.int64)
+    by_label()(x.size, x, labels, parts, cparts, sums, counts)
+    return sums, counts
+
+
+def finish(total, scale, final, dtype):
+    """Finalise a partial: ``final(total * scale) -> (value, d value / d(total * scale))``."""
+    value, d = final(total[0] * scale)
+    return dtype.type(value), d
+
+
+def rescale(gout, d):
+    with np.errstate(invalid="ignore"):  # inf * 0 is NaN, as autograd gives
+        gout *= d
+
+
+# --------------------------------------------------------------------------------------
+# Host arrays
+# --------------------------------------------------------------------------------------
+
+
+def empty(shape, dtype):
+    return np.empty(shape, dtype)
+
+
+def zeros(shape, dtype):
+    return np.zeros(shape, dtype)
+
+
+def as_device_array(x):
+    return x
+
+
+def flat(x, dtype):
+    """A C-contiguous 1-D view of ``x`` in ``dtype`` (a copy only when needed)."""
+    return np.ascontiguousarray(x, dtype=dtype).reshape(-1)
+
+
+def is_c_contiguous(x):
+    return x.flags.c_contiguous
+
+
+def overlap(a, b) -> str:
+    """How two arrays share memory: "same" (the same elements in the same order: an
+    elementwise kernel may write one while it reads the other), "partial", or ""."""
+    if not np.may_share_memory(a, b):
+        return ""
+    same = (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+        and a.shape == b.shape
+    )
+    return "same" if same else "partial"

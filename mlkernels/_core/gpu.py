@@ -1,0 +1,924 @@
+"""GPU kernel templates (``@cuda.jit``): the patterns of ``cpu.py``, launched with the same
+arguments, so the pipeline drives both devices with one orchestration.
+
+* Grid-stride loops: any grid covers any size; block and grid size are launch parameters
+  (``mlkernels.launch_config``), so tests cover several blocks with tiny arrays.
+* Reductions accumulate in float64 per thread, reduce each block with a shared-memory tree
+  into ``partials[block]``, and a second one-block kernel sums the partials in a fixed
+  order and finalises: no floating-point atomics, so the result is bit-identical run to
+  run for a given launch shape (which depends only on the size and the device).
+* Outputs passed as ``None`` are pruned at compile time, as on the CPU.
+
+Imported only when a device array is seen: ``import mlkernels`` never imports numba.cuda.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import math
+
+import numpy as np
+from numba import float64
+
+from mlkernels._core import codegen, pointers
+from mlkernels._core.codegen import joined, names
+from mlkernels._core.cuda import cuda, fake_array_type
+from mlkernels.config import launch_shape, simulator
+
+is_host = False
+THREADS = 256  # default threads per block
+MAX_BLOCKS = 4096  # grid cap: enough to fill an H200 (132 SMs x 2048 threads) for streaming
+
+
+# --------------------------------------------------------------------------------------
+# Device arrays in and out
+# --------------------------------------------------------------------------------------
+
+
+def as_device_array(x):
+    """A Numba device array viewing ``x`` (no copy): Numba, CuPy, PyTorch CUDA, ..."""
+    if getattr(x, "__cuda_ndarray__", False):
+        return x
+    if simulator():
+        return _simulated_view(x)
+    return cuda.as_cuda_array(x)
+
+
+def _simulated_view(x):
+    """Under the simulator "device" memory is host memory: view the interface's pointer."""
+    FakeCUDAArray = fake_array_type()  # noqa: N806
+
+    iface = x.__cuda_array_interface__
+    dtype = np.dtype(iface["typestr"])
+    shape = tuple(iface["shape"])
+    strides = iface.get("strides") or tuple(
+        int(np.prod(shape[i + 1 :], dtype=np.int64)) * dtype.itemsize for i in range(len(shape))
+    )
+    if 0 in shape:
+        return FakeCUDAArray(np.empty(shape, dtype))
+    dims = list(zip(shape, strides, strict=True))
+    span = sum((s - 1) * abs(st) for s, st in dims) + dtype.itemsize
+    low = iface["data"][0] + sum((s - 1) * st for s, st in dims if st < 0)
+    base = np.frombuffer((ctypes.c_char * span).from_address(low), np.uint8)
+    view = np.lib.stride_tricks.as_strided(
+        base[iface["data"][0] - low :].view(dtype), shape, strides
+    )
+    return FakeCUDAArray(view)
+
+
+def is_c_contiguous(x) -> bool:
+    return x.is_c_contiguous()
+
+
+def empty(shape, dtype):
+    return cuda.device_array(shape, dtype)
+
+
+def zeros(shape, dtype):
+    return cuda.to_device(np.zeros(shape, dtype))
+
+
+def flat(x, dtype):
+    """A C-contiguous 1-D device array of ``x`` in ``dtype`` (copied on the device if needed)."""
+    if np.dtype(x.dtype) != dtype or not x.is_c_contiguous():
+        dst = cuda.device_array(x.shape, dtype)
+        if x.size:
+            threads, blocks = _shape(x.size)
+            _COPY[x.ndim][blocks, threads](x, dst)
+        x = dst
+    return x.reshape(x.size)
+
+
+@cuda.jit
+def _copy0(src, dst):
+    if cuda.grid(1) == 0:
+        dst[()] = src[()]
+
+
+@cuda.jit
+def _copy1(src, dst):
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, src.size, stride):
+        dst[i] = src[i]
+
+
+@cuda.jit
+def _copy2(src, dst):
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    n1 = src.shape[1]
+    for i in range(start, src.size, stride):
+        dst[i // n1, i % n1] = src[i // n1, i % n1]
+
+
+@cuda.jit
+def _copy3(src, dst):
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    n1, n2 = src.shape[1], src.shape[2]
+    for i in range(start, src.size, stride):
+        i0, rest = i // (n1 * n2), i % (n1 * n2)
+        dst[i0, rest // n2, rest % n2] = src[i0, rest // n2, rest % n2]
+
+
+@cuda.jit
+def _copy4(src, dst):
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    n1, n2, n3 = src.shape[1], src.shape[2], src.shape[3]
+    for i in range(start, src.size, stride):
+        i0, rest = i // (n1 * n2 * n3), i % (n1 * n2 * n3)
+        i1, rest = rest // (n2 * n3), rest % (n2 * n3)
+        dst[i0, i1, rest // n3, rest % n3] = src[i0, i1, rest // n3, rest % n3]
+
+
+class _CopyKernels(dict):
+    def __missing__(self, ndim):
+        raise ValueError(
+            f"a non-contiguous or non-float {ndim}-d device array: make it contiguous first "
+            "(mlkernels converts such arrays on the device for up to 4 dimensions)"
+        )
+
+
+_COPY = _CopyKernels({0: _copy0, 1: _copy1, 2: _copy2, 3: _copy3, 4: _copy4})
+
+
+# --------------------------------------------------------------------------------------
+# Launch shape and the block reduction
+# --------------------------------------------------------------------------------------
+
+
+def _shape(n: int) -> tuple[int, int]:
+    threads, blocks = launch_shape()
+    threads = threads or THREADS
+    if blocks is None:
+        blocks = max(1, min(-(-n // threads), MAX_BLOCKS))
+    return threads, blocks
+
+
+# --------------------------------------------------------------------------------------
+# Block reductions
+# --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def block_total(acc: str = "float64"):
+    """A device function: the sum of every thread's ``acc`` over the block, in thread 0.
+
+    A shared-memory tree in a fixed order (deterministic); needs ``blockDim.x`` elements of
+    dynamic shared memory, blockDim.x a power of two. Ends with a barrier, so that the
+    shared memory can be used again at once.
+    """
+    dtype = getattr(__import__("numba"), acc)
+
+    def total(value):
+        sm = cuda.shared.array(0, dtype)
+        tid = cuda.threadIdx.x
+        sm[tid] = value
+        cuda.syncthreads()
+        step = cuda.blockDim.x // 2
+        while step > 0:
+            if tid < step:
+                sm[tid] += sm[tid + step]
+            cuda.syncthreads()
+            step //= 2
+        t = sm[0]
+        cuda.syncthreads()
+        return t
+
+    return cuda.jit(device=True)(total)
+
+
+def _env() -> dict:
+    return {
+        "__name__": __name__,
+        "cuda": cuda,
+        "float64": float64,
+        "math": math,
+        "block_total": block_total,
+    }
+
+
+def _elements(n_in: int, widen: bool, counter: bool) -> str:
+    elems = [f"float64(x{q}[i])" if widen else f"x{q}[i]" for q in range(n_in)]
+    if counter:
+        elems.append("i")
+    return joined([*elems, "params"])
+
+
+# --------------------------------------------------------------------------------------
+# map and reduce
+# --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def map(f, n_in: int, n_out: int, widen: bool = False, counter: bool = False):  # noqa: A001
+    """``r = f(x0[i], ..., params)``, ``o_j[i] = r[j]``: a grid-stride loop (see ``cpu.map``)."""
+    xs, os_ = names("x", n_in), names("o", n_out)
+    stores = "".join(
+        f"\n            if o{j} is not None:\n                o{j}[i] = r[{j}]"
+        for j in range(n_out)
+    )
+    source = f"""
+def make_map(f):
+    def map_kernel({joined([*xs, "params", *os_])}):
+        for i in range(cuda.grid(1), x0.size, cuda.gridsize(1)):
+            r = f({_elements(n_in, widen, counter)}){stores}
+    return map_kernel
+"""
+    return cuda.jit(codegen.build(source, "make_map", _env())(f))
+
+
+@functools.cache
+def reduce(f, n_in: int, k: int, n_out: int, acc: str = "float64"):
+    """``cpu.reduce`` on the GPU: each thread sums its elements' ``r[0:k]``, each block its
+    threads' sums into ``partials[block, q]`` (a fixed tree: deterministic), and
+    :func:`combine` adds the blocks in order."""
+    xs, os_ = names("x", n_in), names("o", n_out)
+    zero = "0.0" if acc == "float64" else "0"
+    stores = "".join(
+        f"\n            if o{j} is not None:\n                o{j}[i] = r[{j}]"
+        + (" * grad_scale" if j >= k else "")
+        for j in range(n_out)
+    )
+    sums = "".join(f"\n            a{q} += r[{q}]" for q in range(k))
+    blocks = "".join(
+        f"\n            t = block({f'a{q}'})\n            if cuda.threadIdx.x == 0:\n"
+        f"                partials[cuda.blockIdx.x, {q}] = t"
+        for q in range(k)
+    )
+    init = "".join(f"        a{q} = {zero}\n" for q in range(k))
+    source = f"""
+def make_reduce(f, block):
+    def reduce_kernel({joined([*xs, "params", "grad_scale", *os_, "partials"])}):
+{init}\
+        for i in range(cuda.grid(1), x0.size, cuda.gridsize(1)):
+            r = f({_elements(n_in, True, False)}){stores}{sums}
+        if partials is not None:{blocks}
+    return reduce_kernel
+"""
+    return cuda.jit(codegen.build(source, "make_reduce", _env())(f, block_total(acc)))
+
+
+@functools.cache
+def combine(final, acc: str = "float64"):
+    """One block: ``partials[:, q]`` summed in a fixed order into ``total[q]``; then, for a
+    finaliser ``final``, ``out, dfac = final(total[0] * scale)`` (a loss's value and the factor
+    of its gradient)."""
+    block = block_total(acc)
+    zero = 0.0 if acc == "float64" else 0
+
+    def kernel(partials, scale, total, out, dfac):
+        tid = cuda.threadIdx.x
+        for q in range(partials.shape[1]):
+            a = zero
+            for i in range(tid, partials.shape[0], cuda.blockDim.x):
+                a += partials[i, q]
+            t = block(a)
+            if tid == 0:
+                total[q] = t
+        if out is not None:
+            if tid == 0:
+                v, d = final(total[0] * scale)
+                out[()] = v
+                dfac[0] = d
+
+    return cuda.jit(kernel)
+
+
+@cuda.jit
+def _rescale(g, dfac):
+    d = dfac[0]
+    for i in range(cuda.grid(1), g.size, cuda.gridsize(1)):
+        g[i] *= d
+
+
+# --------------------------------------------------------------------------------------
+# Loss terms summed over the classes along axis 1
+# --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def classes_dense(term):
+    """Per-sample sums over the classes of (n, C, R) arrays; a thread per sample."""
+    block = block_total()
+
+    def kernel(y, x, params, grad_scale, out, gout, partials):
+        n, c, r = x.shape
+        acc = 0.0
+        for j in range(cuda.grid(1), n * r, cuda.gridsize(1)):
+            i = j // r
+            q = j - i * r
+            s = 0.0
+            for k in range(c):
+                v, g = term(float64(y[i, k, q]), float64(x[i, k, q]), params)
+                s += v
+                if gout is not None:
+                    gout[i, k, q] = g * grad_scale
+            if out is not None:
+                out[i, q] = s
+            acc += s
+        if partials is not None:
+            t = block(acc)
+            if cuda.threadIdx.x == 0:
+                partials[cuda.blockIdx.x, 0] = t
+
+    return cuda.jit(kernel)
+
+
+@functools.cache
+def classes_index(term):
+    """Per-sample terms of one-hot labels given by index; a target outside [-C, C) gives NaN."""
+    block = block_total()
+
+    def kernel(t, x, params, grad_scale, out, gout, partials):
+        n, c, r = x.shape
+        acc = 0.0
+        for j in range(cuda.grid(1), n * r, cuda.gridsize(1)):
+            i = j // r
+            q = j - i * r
+            k = t[i, q]
+            if k < 0:
+                k += c
+            inside = k >= 0 and k < c
+            v = math.nan
+            g = math.nan
+            if inside:
+                v, g = term(1.0, float64(x[i, k, q]), params)
+            if gout is not None:
+                for kk in range(c):
+                    gout[i, kk, q] = 0.0
+                if inside:
+                    gout[i, k, q] = g * grad_scale
+            if out is not None:
+                out[i, q] = v
+            acc += v
+        if partials is not None:
+            tot = block(acc)
+            if cuda.threadIdx.x == 0:
+                partials[cuda.blockIdx.x, 0] = tot
+
+    return cuda.jit(kernel)
+
+
+# --------------------------------------------------------------------------------------
+# rows and cols
+# --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def rows(op, n_in: int, n_feat: int):
+    """A row operation (see ``cpu.rows``), a block per row.
+
+    Thread ``t`` of the block takes the elements ``t, t + T, ...`` of the row (adjacent
+    threads read adjacent elements: coalesced) and reduces them with ``op.part``; the block
+    merges the ``op.k``-float states in a shared-memory tree with ``op.merge`` (a fixed
+    order: deterministic), and every thread writes its elements with ``op.emit``. Needs
+    ``op.k * blockDim.x`` float64 of dynamic shared memory; blockDim.x a power of two.
+    """
+    k = op.k
+    xs, ws = names("x", n_in), names("w", n_feat)
+    mine = joined(f"sm[{q} * nt + t]" for q in range(k))
+    theirs = joined(f"sm[{q} * nt + u]" for q in range(k))
+    source = f"""
+def make_rows(part, merge, emit, n_stats):
+    def rows_kernel({joined([*xs, *ws, "params", "out", "stats"])}):
+        sm = cuda.shared.array(0, float64)
+        t = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        feats = ({joined(f"{w}[t::nt]" for w in ws)}{"," if n_feat == 1 else ""})
+        for i in range(cuda.blockIdx.x, x0.shape[0], cuda.gridDim.x):
+            row = ({joined(f"{x}[i, t::nt]" for x in xs)},)
+            outs = out[i, t::nt]
+            own = part(row, feats, params, outs)
+            for q in range({k}):
+                sm[q * nt + t] = own[q]
+            cuda.syncthreads()
+            step = nt // 2
+            while step > 0:
+                if t < step:
+                    u = t + step
+                    merged = merge(({mine},), ({theirs},))
+                    for q in range({k}):
+                        sm[q * nt + t] = merged[q]
+                cuda.syncthreads()
+                step //= 2
+            state = ({joined(f"sm[{q} * nt]" for q in range(k))},)
+            s = emit(row, feats, params, own, state, outs)
+            if stats is not None and t == 0:
+                for q in range(n_stats):
+                    stats[i, q] = s[q]
+            cuda.syncthreads()  # the next row reuses the shared memory
+    return rows_kernel
+"""
+    make = codegen.build(source, "make_rows", _env())
+    return cuda.jit(make(op.part, op.merge, op.emit, op.stats))
+
+
+@functools.cache
+def cols_push(op, n_in: int):
+    """Chunk states of a column reduction (see ``cpu.cols_reduce``): a thread per (chunk,
+    column); adjacent threads read adjacent columns, so the loads coalesce."""
+    xs = names("x", n_in)
+    source = f"""
+def make_cols_push(push):
+    def cols_push_kernel({joined([*xs, "params", "parts"])}):
+        ins = ({joined(xs)},)
+        n, c = x0.shape
+        chunks = parts.shape[0]
+        size = (n + chunks - 1) // chunks
+        for t in range(cuda.grid(1), chunks * c, cuda.gridsize(1)):
+            p = t // c
+            j = t - p * c
+            acc_p = parts[p]
+            for q in range(acc_p.shape[0]):
+                acc_p[q, j] = 0.0
+            k = 0
+            for r in range(p * size, min(n, (p + 1) * size)):
+                k += 1
+                push(acc_p, ins, r, k, j, j + 1, params)
+    return cols_push_kernel
+"""
+    return cuda.jit(codegen.build(source, "make_cols_push", _env())(op.push))
+
+
+@functools.cache
+def cols_merge(op):
+    """Merge the chunk states in chunk order and finalise: a thread per column."""
+    merge, final = op.merge, op.final
+
+    def kernel(n, params, parts, acc):
+        chunks = parts.shape[0]
+        c = acc.shape[1]
+        size = (n + chunks - 1) // chunks
+        for j in range(cuda.grid(1), c, cuda.gridsize(1)):
+            for q in range(acc.shape[0]):
+                acc[q, j] = 0.0
+            m = 0
+            for p in range(chunks):
+                m_p = max(0, min(n, (p + 1) * size) - p * size)
+                if m_p > 0:
+                    merge(acc, m, parts[p], m_p, j)
+                    m += m_p
+            final(acc, n, params, j)
+
+    return cuda.jit(kernel)
+
+
+@functools.cache
+def cols_emit(op, n_in: int, n_feat: int):
+    """``r = op.emit(acc, ins, feats, params, i, j)`` into the outputs, a thread per element."""
+    xs, ws, os_ = names("x", n_in), names("w", n_feat), names("o", op.outputs)
+    stores = "".join(
+        f"\n            if o{q} is not None:\n                o{q}[i, j] = r[{q}]"
+        for q in range(op.outputs)
+    )
+    source = f"""
+def make_cols_emit(emit):
+    def cols_emit_kernel({joined([*xs, *ws, "acc", "params", *os_])}):
+        ins = ({joined(xs)},)
+        feats = ({joined(ws)}{"," if n_feat == 1 else ""})
+        n, c = x0.shape
+        for t in range(cuda.grid(1), n * c, cuda.gridsize(1)):
+            i = t // c
+            j = t - i * c
+            r = emit(acc, ins, feats, params, i, j){stores}
+    return cols_emit_kernel
+"""
+    return cuda.jit(codegen.build(source, "make_cols_emit", _env())(op.emit))
+
+
+# --------------------------------------------------------------------------------------
+# foreach, pairwise, by_label
+# --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def foreach(f, n_arrays: int, n_write: int, k: int):
+    """``cpu.foreach`` on the GPU: a block per chunk of the table (grid-stride over the
+    chunks), its threads striding through the chunk; the sums go through each block's
+    tree into ``partials[block, q]``, combined in order by :func:`combine`."""
+    from mlkernels._core.cpu import foreach_source
+
+    loads, stores, sums = foreach_source(n_arrays, n_write, k)
+    init = "".join(f"        a{q} = 0.0\n" for q in range(k))
+    blocks = "".join(
+        f"\n            t = block(a{q})\n            if cuda.threadIdx.x == 0:\n"
+        f"                partials[cuda.blockIdx.x, {q}] = t"
+        for q in range(k)
+    )
+    source = f"""
+def make_foreach(f, block):
+    def foreach_kernel(chunks, table, ref, params, partials):
+{init}\
+        for c in range(cuda.blockIdx.x, chunks.shape[0], cuda.gridDim.x):
+            g, lo, hi = chunks[c, 0], chunks[c, 1], chunks[c, 2]
+            for i in range(lo + cuda.threadIdx.x, hi, cuda.blockDim.x):
+                r = f({loads}, params){stores}{sums}
+        if partials is not None:{blocks or chr(10) + "            pass"}
+    return foreach_kernel
+"""
+    if simulator():
+        env = {**_env(), "load": pointers.sim_load, "store": pointers.sim_store}
+    else:
+        env = {**_env(), "load": pointers.load, "store": pointers.store}
+    return cuda.jit(codegen.build(source, "make_foreach", env)(f, block_total()))
+
+
+@functools.cache
+def pairwise(op, side: int):
+    """``cpu.pairwise`` on the GPU, tiled: a block of ``side x side`` threads computes a
+    tile of ``out``, staging ``side`` coordinates of ``side`` rows of A and of B at a time
+    in shared memory (each element read from memory once per tile, not once per pair);
+    grid-stride over the tiles."""
+    init, step, end = op.init, op.step, op.end
+
+    def kernel(a, b, params, out):
+        sa = cuda.shared.array((side, side), float64)
+        sb = cuda.shared.array((side, side), float64)
+        n, d = a.shape
+        m = b.shape[0]
+        tx = cuda.threadIdx.x % side
+        ty = cuda.threadIdx.x // side
+        tiles_j = (m + side - 1) // side
+        tiles = ((n + side - 1) // side) * tiles_j
+        for tile in range(cuda.blockIdx.x, tiles, cuda.gridDim.x):
+            i = (tile // tiles_j) * side + ty
+            j = (tile % tiles_j) * side + tx
+            acc = init
+            for q0 in range(0, d, side):
+                # thread (ty, tx) stages A[row ty of the tile, q0 + tx] and B[row tx, q0 + ty]
+                ia = (tile // tiles_j) * side + ty
+                jb = (tile % tiles_j) * side + tx
+                sa[ty, tx] = float64(a[ia, q0 + tx]) if ia < n and q0 + tx < d else 0.0
+                sb[tx, ty] = float64(b[jb, q0 + ty]) if jb < m and q0 + ty < d else 0.0
+                cuda.syncthreads()
+                for q in range(min(side, d - q0)):
+                    acc = step(acc, sa[ty, q], sb[tx, q])
+                cuda.syncthreads()
+            if i < n and j < m:
+                out[i, j] = end(acc, params)
+
+    return cuda.jit(kernel)
+
+
+@cuda.jit
+def _by_label_push(x, labels, parts, cparts):
+    """A thread per (chunk, column): the chunk's rows added into its partial sums."""
+    n, d = x.shape
+    chunks = parts.shape[0]
+    size = (n + chunks - 1) // chunks
+    for t in range(cuda.grid(1), chunks * d, cuda.gridsize(1)):
+        p = t // d
+        j = t - p * d
+        for lab in range(parts.shape[1]):
+            parts[p, lab, j] = 0.0
+            if j == 0:
+                cparts[p, lab] = 0
+        for r in range(p * size, min(n, (p + 1) * size)):
+            parts[p, labels[r], j] += float64(x[r, j])
+            if j == 0:
+                cparts[p, labels[r]] += 1
+
+
+@cuda.jit
+def _by_label_merge(parts, cparts, sums, counts):
+    """A thread per (label, column): the chunks' partials added in chunk order."""
+    chunks, n_labels, d = parts.shape
+    for t in range(cuda.grid(1), n_labels * d, cuda.gridsize(1)):
+        lab = t // d
+        j = t - lab * d
+        s = 0.0
+        c = 0
+        for p in range(chunks):
+            s += parts[p, lab, j]
+            c += cparts[p, lab]
+        sums[lab, j] = s
+        if j == 0:
+            counts[lab] = c
+
+
+# --------------------------------------------------------------------------------------
+# Launchers (the same arguments as cpu.py's)
+# --------------------------------------------------------------------------------------
+
+
+def run_map(f, ins, params, outs, widen=False, counter=False):
+    n = ins[0].size
+    if n:
+        threads, blocks = _shape(n)
+        map(f, len(ins), len(outs), widen, counter)[blocks, threads](*ins, params, *outs)
+
+
+def _partials(n, k, want_total, acc):
+    threads, blocks = _shape(n)
+    partials = cuda.device_array((blocks, k), np.dtype(acc)) if want_total else None
+    return threads, blocks, partials
+
+
+def run_reduce(f, ins, params, grad_scale, outs, k, want_total, acc="float64"):
+    """The reduction's kernels; returns the (k,) total on the device (or None)."""
+    threads, blocks, partials = _partials(ins[0].size, k, want_total, acc)
+    shared = threads * 8 if want_total else 0
+    kernel = reduce(f, len(ins), k, len(outs), acc)
+    kernel[blocks, threads, 0, shared](*ins, params, grad_scale, *outs, partials)
+    if partials is None:
+        return None
+    total = cuda.device_array(k, np.dtype(acc))
+    combine(None, acc)[1, threads, 0, threads * 8](partials, 1.0, total, None, None)
+    return total
+
+
+def run_classes(pattern, term, a, b, params, grad_scale, out, gout, want_total):
+    """Returns the per-block partials (blocks, 1), finished by :func:`finish`."""
+    threads, blocks, partials = _partials(b.shape[0] * b.shape[2], 1, want_total, "float64")
+    kernel = classes_dense(term) if pattern == "classes_dense" else classes_index(term)
+    kernel[blocks, threads, 0, threads * 8](a, b, params, grad_scale, out, gout, partials)
+    return partials
+
+
+def finish(total, scale, final, dtype):
+    """Finalise a loss's total (k = 1) on the device: a 0-d array (no synchronisation)."""
+    partials = total.reshape(total.shape[0], -1) if total.ndim == 2 else total.reshape(1, 1)
+    threads, _ = _shape(partials.shape[0])
+    out = cuda.device_array((), dtype)
+    dfac = cuda.device_array(1, np.float64)
+    summed = cuda.device_array(1, np.float64)
+    combine(final)[1, threads, 0, threads * 8](partials, scale, summed, out, dfac)
+    return out, dfac
+
+
+def rescale(gout, dfac):
+    g = gout.reshape(gout.size)
+    threads, blocks = _shape(g.size)
+    _rescale[blocks, threads](g, dfac)
+
+
+def run_rows(op, ins, feats, params, out, stats):
+    threads, blocks = launch_shape()
+    threads = threads or THREADS
+    blocks = blocks or max(1, min(ins[0].shape[0], MAX_BLOCKS * 2))
+    if ins[0].size:
+        kernel = rows(op, len(ins), len(feats))
+        kernel[blocks, threads, 0, op.k * threads * 8](*ins, *feats, params, out, stats)
+
+
+def col_chunks(n: int, c: int, k: int) -> int:
+    """Row chunks of a column reduction: enough (chunk, column) threads to fill the GPU,
+    and partial states (chunks x k x c float64) of at most 64 MB."""
+    return max(1, min(n, -(-65536 // max(1, c)), (8 << 20) // max(1, k * c)))
+
+
+def run_cols(op, ins, feats, params, outs):
+    """Column statistics (op.k, c) of (n, c) data, then the elementwise pass (if any
+    output is asked); returns the statistics (left on the device)."""
+    n, c = ins[0].shape
+    chunks = col_chunks(n, c, op.k)
+    parts = cuda.device_array((chunks, op.k, c), np.float64)
+    acc = cuda.device_array((op.k, c), np.float64)
+    if c:
+        threads, blocks = _shape(chunks * c)
+        cols_push(op, len(ins))[blocks, threads](*ins, params, parts)
+        threads, blocks = _shape(c)
+        cols_merge(op)[blocks, threads](n, params, parts, acc)
+    if any(o is not None for o in outs) and ins[0].size:
+        threads, blocks = _shape(ins[0].size)
+        cols_emit(op, len(ins), len(feats))[blocks, threads](*ins, *feats, acc, params, *outs)
+    return acc
+
+
+def overlap(a, b) -> str:
+    """How two device arrays share memory (see ``cpu.overlap``), from their pointer ranges."""
+    (a0, a1), (b0, b1) = _extent(a), _extent(b)
+    if a0 >= b1 or b0 >= a1 or a0 == a1 or b0 == b1:
+        return ""
+    same = a0 == b0 and tuple(a.shape) == tuple(b.shape) and tuple(a.strides) == tuple(b.strides)
+    return "same" if same else "partial"
+
+
+def _extent(x) -> tuple[int, int]:
+    """The byte range [lo, hi) of a device array's elements."""
+    if simulator():
+        host = x._ary if hasattr(x, "_ary") else np.asarray(x)
+        if not host.size:
+            return 0, 0
+        lo = host.__array_interface__["data"][0]
+        lo += sum((s - 1) * st for s, st in zip(host.shape, host.strides, strict=True) if st < 0)
+        hi = lo + sum(abs(s - 1) * abs(st) for s, st in zip(host.shape, host.strides, strict=True))
+        return lo, hi + host.itemsize
+    iface = x.__cuda_array_interface__
+    ptr = iface["data"][0]
+    if x.size == 0:
+        return ptr, ptr
+    itemsize = np.dtype(iface["typestr"]).itemsize
+    strides = iface.get("strides") or tuple(
+        int(np.prod(x.shape[i + 1 :], dtype=np.int64)) * itemsize for i in range(x.ndim)
+    )
+    lo = ptr + sum((s - 1) * st for s, st in zip(x.shape, strides, strict=True) if st < 0)
+    hi = ptr + sum((s - 1) * st for s, st in zip(x.shape, strides, strict=True) if st > 0)
+    return lo, hi + itemsize
+
+
+def run_foreach(f, groups, params, n_write, k):
+    """``foreach`` over ``groups`` of device arrays (see ``cpu.run_foreach``); returns the
+    (k,) total on the device, or None."""
+    from mlkernels._core.cpu import foreach_chunks
+
+    ref = cuda.device_array(0, np.dtype(groups[0][0].dtype))
+    table = np.array([[pointers.address(a) for a in g] for g in groups], np.int64)
+    chunks = foreach_chunks([g[0].size for g in groups])
+    if not chunks.shape[0]:
+        return cuda.to_device(np.zeros(k)) if k else None
+    threads, blocks = launch_shape()
+    threads = threads or THREADS
+    blocks = blocks or max(1, min(chunks.shape[0], MAX_BLOCKS))
+    partials = cuda.device_array((blocks, k), np.float64) if k else None
+    kernel = foreach(f, table.shape[1], n_write, k)
+    table_d, chunks_d = cuda.to_device(table), cuda.to_device(chunks)
+    kernel[blocks, threads, 0, threads * 8](chunks_d, table_d, ref, params, partials)
+    if not k:
+        return None
+    total = cuda.device_array(k, np.float64)
+    combine(None)[1, threads, 0, threads * 8](partials, 1.0, total, None, None)
+    return total
+
+
+def run_pairwise(op, a, b, params, out):
+    threads, blocks = launch_shape()
+    side = 1 << (int(math.log2(threads or THREADS)) // 2)  # the largest square tile that fits
+    tiles = -(-a.shape[0] // side) * -(-b.shape[0] // side)
+    if out.size:
+        blocks = blocks or max(1, min(tiles, MAX_BLOCKS))
+        pairwise(op, side)[blocks, side * side](a, b, params, out)
+
+
+def run_by_label(x, labels, n_labels):
+    from mlkernels._core.cpu import label_chunks
+
+    n, d = x.shape
+    chunks = label_chunks(n, n_labels, d)
+    parts = cuda.device_array((chunks, n_labels, d), np.float64)
+    cparts = cuda.device_array((chunks, n_labels), np.int64)
+    sums = cuda.device_array((n_labels, d), np.float64)
+    counts = cuda.device_array(n_labels, np.int64)
+    if d and n_labels:
+        threads, blocks = _shape(chunks * d)
+        _by_label_push[blocks, threads](x, labels, parts, cparts)
+        threads, blocks = _shape(n_labels * d)
+        _by_label_merge[blocks, threads](parts, cparts, sums, counts)
+    return sums, counts
+
+
+# --------------------------------------------------------------------------------------
+# Primitives without a library at hand (see ``primitives``): they run under the simulator
+# --------------------------------------------------------------------------------------
+
+
+@cuda.jit(device=True)
+def _dot_step(acc, a, b):
+    return acc + a * b
+
+
+@cuda.jit(device=True)
+def _dot_end(acc, params):
+    return acc
+
+
+def _pair_op():
+    from mlkernels._core.templates import PairOp
+
+    return PairOp(0.0, _dot_step, _dot_end)
+
+
+DOT = _pair_op()
+
+#: Chunks of a scan: each summed by one thread, the chunk sums scanned by one thread.
+SCAN_CHUNKS = 1024
+
+
+@cuda.jit
+def _chunk_sums(x, size, sums):
+    for c in range(cuda.grid(1), sums.size, cuda.gridsize(1)):
+        s = 0.0
+        for i in range(c * size, min(x.size, (c + 1) * size)):
+            s += float64(x[i])
+        sums[c] = s
+
+
+@cuda.jit
+def _scan_sums(sums):
+    if cuda.grid(1) == 0:
+        s = 0.0
+        for c in range(sums.size):
+            t = sums[c]
+            sums[c] = s  # exclusive: what comes before chunk c
+            s += t
+
+
+@cuda.jit
+def _chunk_scan(x, size, sums, out):
+    for c in range(cuda.grid(1), sums.size, cuda.gridsize(1)):
+        s = sums[c]
+        for i in range(c * size, min(x.size, (c + 1) * size)):
+            s += float64(x[i])
+            out[i] = s
+
+
+def cumsum(x):
+    """Running sums of a 1-D device array: chunk sums, their exclusive scan, then each
+    chunk's running sum from its offset (float64 throughout; deterministic)."""
+    x = flat(x, np.dtype(x.dtype))
+    out = cuda.device_array(x.size, np.dtype(x.dtype))
+    if not x.size:
+        return out
+    chunks = min(SCAN_CHUNKS, x.size)
+    size = -(-x.size // chunks)
+    chunks = -(-x.size // size)
+    sums = cuda.device_array(chunks, np.float64)
+    threads, blocks = _shape(chunks)
+    _chunk_sums[blocks, threads](x, size, sums)
+    _scan_sums[1, 1](sums)
+    _chunk_scan[blocks, threads](x, size, sums, out)
+    return out
+
+
+@cuda.jit(device=True)
+def _before(ka, ia, kb, ib):
+    """(ka, ia) sorts before (kb, ib): keys ascending with NaN last, ties by index."""
+    if ka != ka:
+        return kb != kb and ia < ib
+    if kb != kb:
+        return True
+    return ka < kb or (ka == kb and ia < ib)
+
+
+@cuda.jit
+def _bitonic_step(keys, idx, j, k):
+    for i in range(cuda.grid(1), keys.size, cuda.gridsize(1)):
+        partner = i ^ j
+        if partner > i:
+            up = (i & k) == 0
+            a_first = _before(keys[i], idx[i], keys[partner], idx[partner])
+            if a_first != up:
+                keys[i], keys[partner] = keys[partner], keys[i]
+                idx[i], idx[partner] = idx[partner], idx[i]
+
+
+@cuda.jit
+def _pad_keys(x, keys, idx):
+    for i in range(cuda.grid(1), keys.size, cuda.gridsize(1)):
+        keys[i] = float64(x[i]) if i < x.size else math.nan
+        idx[i] = i
+
+
+def argsort(x):
+    """Stable argsort of a 1-D device array: a bitonic network over (key, index) pairs
+    padded to a power of two (the padding sorts last: NaN keys, larger indices)."""
+    x = flat(x, np.dtype(x.dtype))
+    n = x.size
+    if not n:
+        return cuda.device_array(0, np.int64)
+    size = 1 << (n - 1).bit_length()
+    keys = cuda.device_array(size, np.float64)
+    idx = cuda.device_array(size, np.int64)
+    threads, blocks = _shape(size)
+    _pad_keys[blocks, threads](x, keys, idx)
+    k = 2
+    while k <= size:
+        j = k // 2
+        while j:
+            _bitonic_step[blocks, threads](keys, idx, j, k)
+            j //= 2
+        k *= 2
+    return idx[:n]
+
+
+@cuda.jit
+def _chol_diag(a, low, j):
+    if cuda.grid(1) == 0:
+        s = float64(a[j, j])
+        for k in range(j):
+            s -= float64(low[j, k]) * float64(low[j, k])
+        low[j, j] = math.sqrt(s) if s > 0 else math.nan
+
+
+@cuda.jit
+def _chol_column(a, low, j):
+    n = a.shape[0]
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        if i > j:
+            s = float64(a[i, j])
+            for k in range(j):
+                s -= float64(low[i, k]) * float64(low[j, k])
+            low[i, j] = s / float64(low[j, j])
+        elif i < j:
+            low[i, j] = 0.0
+
+
+def cholesky(a):
+    """Lower Cholesky factor, a column at a time (its diagonal, then the column below)."""
+    n = a.shape[0]
+    low = cuda.device_array((n, n), np.dtype(a.dtype))
+    threads, blocks = _shape(n)
+    for j in range(n):
+        _chol_diag[1, 1](a, low, j)
+        _chol_column[blocks, threads](a, low, j)
+    return low

@@ -1,0 +1,220 @@
+"""One declaration per public formula: everything the rest of mlkernels knows about it.
+
+A family module declares each public function once, with :func:`formula` on a stub whose
+signature and docstring are the API::
+
+    @formula(Map(_sigmoid, 0), family="activations", data=normal, derivative="sigmoid_grad")
+    def sigmoid(x, *, out=None):
+        \"\"\"Sigmoid, ...\"\"\"
+
+The declaration holds the name and signature (the formula's positional parameters and
+defaults; extensions such as ``out=``, ``reduction=`` and ``seed=`` keyword-only), the
+role of each array argument (:data:`ROLES`), the hyper-parameters with their
+constraints, the template it runs on (``templates.py``: what it reads and writes, and
+whether ``out=`` may alias an input), its derivative, its NumPy reference formula
+(``mlkernels.reference``, by name) and how to make benchmark data for it. From it come the
+public function (one pipeline, ``pipeline.call``), the table of :data:`FORMULAS` that
+``precompile``, the main job, asv, the tests and the PTX-compilation list are driven by.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: The roles of array arguments: ``data`` decides the dtype computed in; ``label`` holds
+#: targets (real, integer or bool values, never deciding the dtype); ``index`` holds
+#: integer class indices; ``feature`` is a per-feature parameter (gamma, beta), real,
+#: shaped like the features.
+ROLES = ("data", "label", "index", "feature")
+
+#: Every public formula by name, in declaration order (families in import order).
+FORMULAS: dict[str, Formula] = {}
+
+
+@dataclass(frozen=True)
+class Real:
+    """A real hyper-parameter: a finite number (``TypeError`` / ``ValueError`` naming it),
+    within ``[lo, hi]`` (``hi_open``: below ``hi``), returned as a Python float."""
+
+    lo: float | None = None
+    hi: float | None = None
+    hi_open: bool = False
+
+    def __call__(self, name: str, v: Any) -> float:
+        if type(v) is not float or not math.isfinite(v):
+            if isinstance(v, np.ndarray) and v.ndim == 0:
+                v = v.item()
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{name} must be a real number, not {type(v).__name__}")
+            if not math.isfinite(v):
+                raise ValueError(f"{name} must be finite, not {v}")
+            v = float(v)
+        lo, hi = self.lo, self.hi
+        if hi is None:
+            if lo is not None and v < lo:
+                raise ValueError(f"{name} must be >= {lo:g}, got {v}")
+        elif v < lo or v > hi or (self.hi_open and v == hi):
+            raise ValueError(
+                f"{name} must be in [{lo:g}, {hi:g}{')' if self.hi_open else ']'}, got {v}"
+            )
+        return v
+
+
+REAL = Real()
+NONNEGATIVE = Real(0)
+
+
+def _floats(**values: float) -> tuple[float, ...]:
+    return tuple(values.values())
+
+
+@dataclass(frozen=True, eq=False)
+class Formula:
+    """A public formula (see the module docstring); built by :func:`formula`."""
+
+    name: str
+    family: str
+    template: Any  # a template of mlkernels._core.templates
+    signature: inspect.Signature
+    arrays: dict[str, str]  # array argument -> role, in signature order
+    hyper: dict[str, Callable[[str, Any], Any]]  # hyper-parameter -> its validator
+    params: Callable[..., tuple]  # validated hyper-parameters -> the kernels' params
+    data: Callable  # benchmark data: (n, dtype, rng) flat, ((rows, cols), dtype, rng) rows
+    layout: str  # "flat" | "rows": how data is shaped for n elements
+    transcendental: bool  # calls exp/log/tanh (what the benchmarks compare against)
+    returns: str  # "array" | "scalar" | "tuple" | "loss" (a reduced value, reduction=)
+    derivative: str | None  # the formula that is this one's derivative
+    reference_name: str  # the NumPy formula in mlkernels.reference
+    check: Callable | None  # (got, expected, host_args) -> error, for random formulas
+    shortcut: Callable | None  # arguments -> a result without a kernel, or None
+    want: str = "value"  # a loss's public functions: "value", "grad" or "both"
+
+    @property
+    def reference(self) -> Callable:
+        from mlkernels import reference
+
+        return getattr(reference, self.reference_name)
+
+    @property
+    def has_out(self) -> bool:
+        return "out" in self.signature.parameters
+
+    @functools.cached_property
+    def _parameters(self) -> tuple[tuple[str, ...], dict[str, Any]]:
+        params = self.signature.parameters
+        positional = tuple(n for n, p in params.items() if p.kind is p.POSITIONAL_OR_KEYWORD)
+        defaults = {n: p.default for n, p in params.items() if p.default is not p.empty}
+        return positional, defaults
+
+    def bind(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+        """The call's arguments by name, defaults filled in: ``Signature.bind`` without
+        its cost (a third of a small call's time), which stays for the error messages."""
+        positional, defaults = self._parameters
+        if len(args) <= len(positional) and kwargs.keys().isdisjoint(positional[: len(args)]):
+            arguments = {**defaults, **dict(zip(positional, args, strict=False)), **kwargs}
+            if arguments.keys() == self.signature.parameters.keys():
+                return arguments
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def validate(self, arguments: dict[str, Any]) -> tuple:
+        """The hyper-parameters checked (before any kernel) and turned into the kernels'
+        float64 parameter tuple (never empty: numba needs a type)."""
+        values = {name: check(name, arguments[name]) for name, check in self.hyper.items()}
+        return self.params(**values) or (0.0,)
+
+
+def formula(template: Any, **fields: Any) -> Callable[[Callable], Callable]:
+    """Declare a public formula from a stub, whose signature and docstring are the API:
+    the decorator returns the public function (see :func:`declare` for the fields)."""
+
+    def decorate(stub: Callable) -> Callable:
+        return public(declare(stub, template, **fields), stub)
+
+    return decorate
+
+
+def declare(
+    stub: Callable,
+    template: Any,
+    *,
+    family: str,
+    data: Callable,
+    arrays: dict[str, str] | None = None,
+    hyper: dict[str, Callable] | None = None,
+    params: Callable[..., tuple] = _floats,
+    layout: str = "flat",
+    transcendental: bool = False,
+    derivative: str | None = None,
+    reference: str | None = None,
+    check: Callable | None = None,
+    shortcut: Callable | None = None,
+) -> Formula:
+    """The :class:`Formula` of a stub, entered in :data:`FORMULAS`.
+
+    ``arrays`` gives the role of each array argument (default: the template's inputs, all
+    ``data``); every other positional parameter is a hyper-parameter, a finite real
+    unless ``hyper`` names its validator (which may also name keyword-only ones, such as
+    ``reduction`` and ``seed``). ``params(**validated)`` makes the kernels' parameter
+    tuple (default: the values in order). ``reference`` names the NumPy formula in
+    ``mlkernels.reference`` (default: the function's name).
+    """
+    sig = inspect.signature(stub)
+    names = [n for n, p in sig.parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    arrays = arrays or {n: "data" for n in names[: template.inputs]}
+    for name, role in arrays.items():
+        if name not in sig.parameters or role not in ROLES:
+            raise TypeError(f"{stub.__name__}: bad array argument {name!r} ({role!r})")
+    checks = hyper or {}
+    validators = {n: checks.get(n, REAL) for n in names if n not in arrays}
+    validators.update(
+        {n: c for n, c in checks.items() if n not in validators and n in sig.parameters}
+    )
+    spec = Formula(
+        name=stub.__name__,
+        family=family,
+        template=template,
+        signature=sig,
+        arrays={n: arrays[n] for n in sig.parameters if n in arrays},
+        hyper=validators,
+        params=params,
+        data=data,
+        layout=layout,
+        transcendental=transcendental,
+        returns=template.returns,
+        derivative=derivative,
+        reference_name=reference or stub.__name__,
+        check=check,
+        shortcut=shortcut,
+    )
+    if spec.name in FORMULAS:
+        raise ValueError(f"{spec.name} is declared twice")
+    FORMULAS[spec.name] = spec
+    return spec
+
+
+def public(spec: Formula, stub: Callable) -> Callable:
+    """The public function of a declaration: the pipeline, with the stub's name,
+    signature and docstring."""
+    from mlkernels._core.pipeline import call
+
+    def api(*args, **kwargs):
+        return call(spec, args, kwargs)
+
+    functools.update_wrapper(api, stub)
+    api.__signature__ = spec.signature
+    api.spec = spec
+    return api
+
+
+def formulas(family: str | None = None) -> list[Formula]:
+    """The declarations, in order (of one family if given)."""
+    return [f for f in FORMULAS.values() if family is None or f.family == family]

@@ -1,0 +1,559 @@
+"""The templates a formula is declared with: what it reads and writes, its shapes, its
+launch, on either device (the kernels are in ``cpu.py`` and ``gpu.py``, one per pattern
+and device, with the same arguments).
+
+A template's ``run(job)`` is the "shape, allocate, launch" part of the pipeline
+(``pipeline.call`` binds, validates and places first, and returns what ``run`` gives
+through ``job.give``). ``inputs`` is how many array arguments it reads, ``returns`` what
+a call gives ("array", "scalar", "tuple", "loss") and ``alias_safe`` whether its kernel
+may write ``out=`` while reading an input that IS that array (an elementwise pass that
+reads element i before it writes it); any other overlap is computed in a scratch array.
+
+Op records (:class:`RowOp`, :class:`ColOp`) hold a row or column operation's scalar code,
+written once for both devices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from mlkernels._core.pipeline import Job, same_shape
+from mlkernels._core.scalar import identity
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+class RowOp(NamedTuple):
+    """A row operation for :class:`Rows` (see ``cpu.rows``): ``part`` reduces (part of) a
+    row to a state of ``k`` float64, ``merge`` merges two parts' states (on the GPU a row
+    is split over a block), ``emit`` writes the row's results and returns ``stats``
+    per-row statistics."""
+
+    k: int
+    part: Callable
+    merge: Callable
+    emit: Callable
+    stats: int = 0
+
+
+class ColOp(NamedTuple):
+    """A column operation for :class:`Cols` (see ``cpu.cols_reduce``): ``k`` float64
+    statistics per column, built by ``push``, ``merge`` and ``final``; ``emit`` returns the
+    ``outputs`` elementwise results from them."""
+
+    k: int
+    push: Callable
+    merge: Callable
+    final: Callable
+    emit: Callable
+    outputs: int = 1
+
+
+def _features(named: dict[str, Any], shape: tuple, what: str) -> None:
+    for name, a in named.items():
+        if tuple(a.shape) != shape:
+            raise ValueError(
+                f"{name} has shape {tuple(a.shape)}; it must have shape {shape} ({what})"
+            )
+
+
+def _split(job: Job) -> tuple[list[str], list[str]]:
+    """The data arguments (read like the first) and the per-feature ones, in order."""
+    data = [n for n, r in job.spec.arrays.items() if r != "feature" and n in job.arrays]
+    feats = [n for n, r in job.spec.arrays.items() if r == "feature" and n in job.arrays]
+    return data, feats
+
+
+# --------------------------------------------------------------------------------------
+# Elementwise: map, sum
+# --------------------------------------------------------------------------------------
+
+
+class Map:
+    """``out = f(x, ...)[output]`` elementwise over arrays of one shape, any shape.
+
+    ``f(x0, ..., params)`` returns ``results`` values (a function and its derivative:
+    ``output`` 0 or 1 picks one, the other is pruned from the kernel); ``counter`` passes
+    the element's C-order index before ``params`` (dropout's generator); ``widen``
+    computes in float64 whatever the dtype (else in the data's own precision).
+    """
+
+    returns = "array"
+    alias_safe = True
+
+    def __init__(
+        self,
+        f: Callable,
+        output: int = 0,
+        *,
+        inputs: int = 1,
+        results: int = 2,
+        counter: bool = False,
+        widen: bool = False,
+    ) -> None:
+        self.f, self.output, self.inputs, self.results = f, output, inputs, results
+        self.counter, self.widen = counter, widen
+
+    def kernel_args(self) -> dict:
+        return {
+            "f": self.f,
+            "n_in": self.inputs,
+            "n_out": self.results,
+            "widen": self.widen,
+            "counter": self.counter,
+        }
+
+    def run(self, job: Job) -> Any:
+        backend, dtype = job.backend, job.dtype
+        names = list(job.arrays)
+        first = job.arrays[names[0]]
+        for n in names[1:]:
+            same_shape(names[0], first, n, job.arrays[n])
+        ins = [backend.flat(job.arrays[n], dtype) for n in names]
+        res, work = job.result(tuple(first.shape), ins)
+        outs = [None] * self.results
+        outs[self.output] = work.reshape(work.size)
+        backend.run_map(self.f, ins, job.params, outs, self.widen, self.counter)
+        return job.give(res)
+
+
+class Sum:
+    """``Σ f(w)[0]`` over every element (float64 accumulation), in the dtype of ``w``: the
+    penalties. An empty sum is 0, as ``numpy.sum``."""
+
+    returns = "scalar"
+    alias_safe = True
+    inputs = 1
+
+    def __init__(self, f: Callable) -> None:
+        self.f = f
+
+    def run(self, job: Job) -> Any:
+        backend, dtype = job.backend, job.dtype
+        (w,) = job.arrays.values()
+        if w.size == 0:
+            return dtype.type(0) if backend.is_host else job.give(backend.zeros((), dtype))
+        flat = backend.flat(w, dtype)
+        one = dtype.type(1)
+        total = backend.run_reduce(self.f, [flat], job.params, one, [None, None], 1, True)
+        if backend.is_host:
+            return dtype.type(total[0])
+        return job.give(backend.finish(total, 1.0, identity, dtype)[0])
+
+
+# --------------------------------------------------------------------------------------
+# Losses: a term per element (or per sample, classes along axis 1), reduced
+# --------------------------------------------------------------------------------------
+
+
+class Loss:
+    """A loss term ``term(a, b, params) -> (value, d value / d prediction)`` reduced by
+    ``reduction`` ("mean" | "sum" | "none"), its gradient written in the same pass.
+
+    ``pattern``: "elementwise" (two arrays of one shape), "classes_dense" (cce: classes
+    along axis 1, the label one-hot) or "classes_index" (nll: the label a class index);
+    ``kernel`` the two array arguments in the kernel's order, ``pred`` the one the
+    gradient is taken for. ``final`` finalises a reduced sum (rmse's square root, with its
+    derivative); ``none_term`` is the term for ``reduction="none"`` when not ``term`` (rmse:
+    ``|e|``). ``constants`` are fixed parameters after the user's (js_divergence's eps).
+    """
+
+    returns = "loss"
+    alias_safe = False
+    inputs = 2
+
+    def __init__(
+        self,
+        term: Callable,
+        *,
+        kernel: tuple[str, str],
+        pred: str,
+        pattern: str = "elementwise",
+        final: Callable = identity,
+        none_term: Callable | None = None,
+        constants: tuple[float, ...] = (),
+    ) -> None:
+        self.term, self.kernel, self.pred, self.pattern = term, kernel, pred, pattern
+        self.final, self.none_term, self.constants = final, none_term, constants
+
+    def params(self, reduction: str, **hyper: float) -> tuple:
+        return (*hyper.values(), *self.constants)
+
+    def prepare(self, job: Job) -> tuple:
+        """The kernel's two arrays (flat, or (n, C, R) and the label), the shape of the
+        per-term values and of the gradient."""
+        backend, dtype = job.backend, job.dtype
+        a_name, b_name = self.kernel
+        a, b = job.arrays[a_name], job.arrays[b_name]
+        grad_shape = tuple(job.arrays[self.pred].shape)
+        if self.pattern == "elementwise":
+            same_shape(a_name, a, b_name, b)
+            return backend.flat(a, dtype), backend.flat(b, dtype), tuple(b.shape), grad_shape
+        index = self.pattern == "classes_index"
+        if b.ndim < 2:
+            raise ValueError(f"{b_name} must be (n, C) or (n, C, d1, ...); got shape {b.shape}")
+        n, c = b.shape[:2]
+        rest = tuple(b.shape[2:])
+        if c == 0:
+            raise ValueError(f"{b_name} has shape {tuple(b.shape)}: no classes along axis 1")
+        want = (n, *rest) if index else tuple(b.shape)
+        if tuple(a.shape) != want:
+            raise ValueError(
+                f"{a_name} has shape {tuple(a.shape)} but {b_name} has shape "
+                f"{tuple(b.shape)}; {a_name} must have shape {want}"
+            )
+        r = math.prod(rest)
+        x3 = backend.flat(b, dtype).reshape(n, c, r)
+        y3 = backend.flat(a, np.dtype(np.int64) if index else dtype)
+        y3 = y3.reshape((n, r) if index else (n, c, r))
+        if index and backend.is_host and y3.size:
+            lo, hi = int(y3.min()), int(y3.max())
+            if lo < -c or hi >= c:
+                raise ValueError(f"{a_name} must lie in [-{c}, {c}); got values in [{lo}, {hi}]")
+        return y3, x3, (n, *rest), grad_shape
+
+    def run(self, job: Job) -> Any:
+        want = job.spec.want
+        reduction = job.arguments["reduction"]
+        a, b, value_shape, grad_shape = self.prepare(job)
+        if job.out is not None and want == "value" and reduction != "none":
+            raise ValueError("out= needs reduction='none' (a reduction returns a scalar)")
+        return job.give(self.launch(job, a, b, value_shape, grad_shape, reduction, want))
+
+    def launch(
+        self,
+        job: Job,
+        a: Any,
+        b: Any,
+        value_shape: tuple,
+        grad_shape: tuple,
+        reduction: str,
+        want: str,
+    ) -> Any:
+        """Run the term kernel and reduce it. Reduced values are ``final(sum * scale)``
+        (scale 1/n for a mean); the gradient is written in the same pass, times
+        ``scale``, and rescaled by ``final``'s derivative when ``final`` is not the identity."""
+        backend, dtype, params = job.backend, job.dtype, job.params
+        pattern, term, final = self.pattern, self.term, self.final
+        if pattern == "classes_dense" and reduction != "none":
+            # Every term is summed: one flat pass over all of them, which vectorises even
+            # for a few classes per sample (only reduction="none" needs per-sample sums).
+            pattern, a, b = "elementwise", a.reshape(-1), b.reshape(-1)
+        if reduction == "none" and self.none_term is not None:
+            term, final = self.none_term, identity
+        flat = pattern == "elementwise"
+        gout = gwork = None
+        if want != "grad" and reduction == "none":
+            vout, vwork = job.result(value_shape, (a, b), use_out=want == "value")
+        else:
+            vout = vwork = None
+        if want != "value":
+            gout, gwork = job.result(grad_shape, (a, b), use_out=True)
+        k_value = (
+            None if vwork is None else vwork.reshape(b.shape if flat else (b.shape[0], b.shape[2]))
+        )
+        k_grad = None if gwork is None else gwork.reshape(b.shape)
+
+        def kernel(grad_scale, values, want_total):
+            if flat:
+                return backend.run_reduce(
+                    term, [a, b], params, grad_scale, [values, k_grad], 1, want_total
+                )
+            return backend.run_classes(
+                pattern, term, a, b, params, grad_scale, values, k_grad, want_total
+            )
+
+        if reduction == "none":
+            kernel(dtype.type(1), k_value, False)
+            return _wanted(want, vout, gout)
+        n = math.prod(value_shape)
+        if n == 0:
+            raise ValueError(f"reduction={reduction!r} of an empty input")
+        scale = 1.0 / n if reduction == "mean" else 1.0
+        grad_scale = dtype.type(scale)
+        if want == "grad" and final is identity:
+            kernel(grad_scale, None, False)
+            return gout
+        total = kernel(grad_scale, None, True)
+        value, d = backend.finish(total, scale, final, dtype)
+        if gout is not None and final is not identity:
+            backend.rescale(gwork, d)
+        return _wanted(want, value, gout)
+
+    # A reduction as partial -> combine -> finalize, for data that comes in chunks: the
+    # partial of a chunk is the float64 sum of its terms and their count; partials add.
+
+    def partial(self, spec: Any, args: tuple, kwargs: dict) -> tuple[float, int]:
+        arguments = spec.bind(args, {**kwargs, "reduction": "sum"})
+        job = Job(spec, arguments, spec.validate(arguments))
+        if not job.backend.is_host:
+            raise NotImplementedError("partial() takes host (NumPy) chunks")
+        a, b, value_shape, _ = self.prepare(job)
+        one = job.dtype.type(1)
+        if self.pattern == "elementwise":
+            total = job.backend.run_reduce(
+                self.term, [a, b], job.params, one, [None, None], 1, True
+            )
+        else:
+            total = job.backend.run_classes(
+                self.pattern, self.term, a, b, job.params, one, None, None, True
+            )
+        return float(total[0]), math.prod(value_shape)
+
+    def finalize(self, partial: tuple[float, int], reduction: str = "mean") -> float:
+        total, n = partial
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"reduction must be 'mean' or 'sum', not {reduction!r}")
+        if n == 0:
+            raise ValueError(f"reduction={reduction!r} of an empty input")
+        return self.final(total / n if reduction == "mean" else total)[0]
+
+
+def reduction(name: str, value: Any) -> str:
+    """The validator of ``reduction=``."""
+    if value not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, not {value!r}")
+    return value
+
+
+def _wanted(want: str, value: Any, grad: Any) -> Any:
+    if want == "value":
+        return value
+    return grad if want == "grad" else (value, grad)
+
+
+# --------------------------------------------------------------------------------------
+# Rows (the last axis) and columns (axis 0)
+# --------------------------------------------------------------------------------------
+
+
+def _as_2d(job: Job, axis: int) -> tuple:
+    """The data arguments as (n, c) (rows along the last axis, ``axis=-1``, or columns
+    along axis 0) and the per-feature ones as (c,), checked; ``(shape, data, feats)``."""
+    backend, dtype = job.backend, job.dtype
+    data, feats = _split(job)
+    x_name = data[0]
+    x = job.arrays[x_name]
+    if x.ndim == 0:
+        raise ValueError(f"{x_name} must have at least one dimension (the one reduced)")
+    shape = tuple(x.shape)
+    fshape = shape[-1:] if axis == -1 else shape[1:]
+    c = math.prod(fshape)
+    n = math.prod(shape[:-1]) if axis == -1 else shape[0]
+    for name in data[1:]:
+        same_shape(x_name, x, name, job.arrays[name])
+    what = f"the last axis of {x_name}" if axis == -1 else f"the shape of {x_name} without axis 0"
+    _features({f: job.arrays[f] for f in feats}, fshape, what)
+    ins = [backend.flat(job.arrays[d], dtype).reshape(n, c) for d in data]
+    ws = [backend.flat(job.arrays[f], dtype) for f in feats]
+    return shape, ins, ws
+
+
+class Rows:
+    """A row operation along the last axis (:class:`RowOp`): a result of the shape of the
+    first input; the other data inputs have its shape, the per-feature ones the shape of
+    its last axis."""
+
+    returns = "array"
+    alias_safe = False  # softmax keeps its exponentials in out= and reads the inputs after
+
+    def __init__(self, op: RowOp, *, inputs: int = 1) -> None:
+        self.op, self.inputs = op, inputs
+
+    def launch(self, job: Job, stats: bool = False) -> tuple:
+        backend = job.backend
+        shape, ins, ws = _as_2d(job, -1)
+        res, work = job.result(shape, (*ins, *ws))
+        st = (
+            backend.empty((ins[0].shape[0], self.op.stats), np.dtype(np.float64)) if stats else None
+        )
+        backend.run_rows(self.op, ins, ws, job.params, work.reshape(ins[0].shape), st)
+        return res, st, ins
+
+    def run(self, job: Job) -> Any:
+        return job.give(self.launch(job)[0])
+
+
+class Cols:
+    """A column operation along axis 0 (:class:`ColOp`): per-column statistics of the
+    data inputs (each of the first's shape), then the op's elementwise outputs.
+
+    ``gives`` lists what a call returns, in order: ``("out", q)`` the q-th elementwise
+    output (the first one into ``out=``), ``("stat", q)`` row q of the statistics, shaped
+    like the features in the data's dtype. An empty batch is an error when ``batch``.
+    """
+
+    alias_safe = False
+
+    def __init__(self, op: ColOp, gives: tuple, *, inputs: int = 1, batch: bool = False) -> None:
+        self.op, self.gives, self.inputs, self.batch = op, gives, inputs, batch
+        self.returns = "array" if len(gives) == 1 else "tuple"
+
+    def run(self, job: Job) -> Any:
+        backend, dtype = job.backend, job.dtype
+        data, _ = _split(job)
+        x = job.arrays[data[0]]
+        if self.batch and x.ndim and x.shape[0] == 0:
+            raise ValueError("x has no rows: the batch statistics of an empty batch are undefined")
+        shape, ins, ws = _as_2d(job, 0)
+        asked = {q for kind, q in self.gives if kind == "out"}
+        outs, res = [], {}
+        for q in range(self.op.outputs):
+            if q in asked:
+                r, w = job.result(shape, (*ins, *ws), use_out=q == 0)
+                res[q] = r
+                outs.append(w.reshape(ins[0].shape))
+            else:
+                outs.append(None)
+        acc = backend.run_cols(self.op, ins, ws, job.params, outs)
+        feats = shape[1:]
+        given = tuple(
+            res[q] if kind == "out" else backend.flat(acc[q], dtype).reshape(feats)
+            for kind, q in self.gives
+        )
+        return job.give(given[0] if len(given) == 1 else given)
+
+
+class RowsThenCols:
+    """A row operation whose per-row statistics feed a column reduction: layer_norm's
+    backward pass (dx by rows; dgamma, dbeta by a column sum that reuses the rows'
+    (mean, rstd)). Returns ``(rows result, *column statistics)``."""
+
+    returns = "tuple"
+    alias_safe = False
+
+    def __init__(self, rows: RowOp, cols: ColOp, *, inputs: int) -> None:
+        self.rows, self.cols, self.inputs = Rows(rows, inputs=inputs), cols, inputs
+
+    def run(self, job: Job) -> Any:
+        backend, dtype = job.backend, job.dtype
+        dx, stats, ins = self.rows.launch(job, stats=True)
+        acc = backend.run_cols(self.cols, [*ins, stats], [], job.params, [None])
+        c = ins[0].shape[1]
+        return job.give((dx, *(backend.flat(acc[q], dtype).reshape(c) for q in range(self.cols.k))))
+
+
+# --------------------------------------------------------------------------------------
+# The patterns of the next families: lists of arrays, pairs of rows, sums by label
+# --------------------------------------------------------------------------------------
+
+
+class PairOp(NamedTuple):
+    """A pairwise operation for :class:`Pairwise`: ``acc = step(acc, a, b)`` from ``init``
+    over the coordinates of a pair of rows, then ``end(acc, params)``."""
+
+    init: float
+    step: Callable
+    end: Callable
+
+
+def _placed(lists: dict[str, list]) -> tuple[Any, dict[str, list], np.dtype]:
+    """Place every array of several lists on one device, of one float dtype."""
+    from mlkernels._core.pipeline import place
+
+    flat = {f"{name}[{i}]": a for name, arrs in lists.items() for i, a in enumerate(arrs)}
+    backend, placed = place(flat)
+    dtypes = {np.dtype(a.dtype) for a in placed.values()}
+    if len(dtypes) > 1 or (dtypes and dtypes.pop() not in (np.float32, np.float64)):
+        raise TypeError("the arrays of a foreach call must all be float32 or all float64")
+    out = {name: [placed[f"{name}[{i}]"] for i in range(len(arrs))] for name, arrs in lists.items()}
+    first = next(iter(placed.values()), None)
+    return backend, out, np.dtype(first.dtype) if first is not None else np.dtype(np.float64)
+
+
+class Foreach:
+    """``f(a0[i], ..., params)`` over every element of LISTS of arrays (``names``: the list
+    arguments, zipped into groups: parameter i, its gradient i, its moments i), updating the
+    first ``writes`` lists in place and summing ``k`` more results, in ONE launch over a
+    chunk table (see ``cpu.foreach``): optimisers, clip_by_global_norm. Every array of a
+    group has one size; all are C-contiguous, writeable and of one float dtype.
+    ``run(lists, params)`` returns the (k,) float64 sums (None when k = 0)."""
+
+    returns = "scalar"
+    alias_safe = True
+    inputs = 0
+
+    def __init__(self, f: Callable, names: tuple[str, ...], *, writes: int, k: int = 0) -> None:
+        self.f, self.names, self.writes, self.k = f, names, writes, k
+
+    def run(self, lists: dict[str, list], params: tuple) -> Any:
+        lengths = {name: len(lists[name]) for name in self.names}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"the lists must have one length, got {lengths}")
+        backend, placed, _ = _placed({n: list(lists[n]) for n in self.names})
+        groups = list(zip(*(placed[n] for n in self.names), strict=True))
+        for g, arrays in enumerate(groups):
+            for name, a in zip(self.names, arrays, strict=True):
+                if a.size != arrays[0].size:
+                    raise ValueError(
+                        f"{name}[{g}] has {a.size} elements but {self.names[0]}[{g}] has "
+                        f"{arrays[0].size}"
+                    )
+                if not backend.is_c_contiguous(a) or (backend.is_host and not a.flags.writeable):
+                    raise ValueError(f"{name}[{g}] must be a writeable C-contiguous array")
+        if not groups:
+            return np.zeros(self.k) if self.k else None
+        return backend.run_foreach(self.f, groups, params or (0.0,), self.writes, self.k)
+
+
+class Pairwise:
+    """``out[i, j] = op(A[i], B[j])`` for A (n, d) and B (m, d) (:class:`PairOp`, tiled
+    on both devices): distances and kernel matrices. ``run(a, b, params, out=None)``."""
+
+    returns = "array"
+    alias_safe = False
+    inputs = 2
+
+    def __init__(self, op: PairOp) -> None:
+        self.op = op
+
+    def run(self, a: Any, b: Any, params: tuple, out: Any = None) -> Any:
+        from mlkernels._core.pipeline import check_out, place, real_dtype
+
+        backend, arrs = place({"A": a, "B": b})
+        dtype = real_dtype(arrs)
+        a2, b2 = arrs["A"], arrs["B"]
+        if a2.ndim != 2 or b2.ndim != 2 or a2.shape[1] != b2.shape[1]:
+            raise ValueError(
+                f"A has shape {tuple(a2.shape)} and B {tuple(b2.shape)}: they must be (n, d) "
+                "and (m, d)"
+            )
+        shape = (a2.shape[0], b2.shape[0])
+        res = backend.empty(shape, dtype) if out is None else check_out(backend, out, shape, dtype)
+        d = a2.shape[1]
+        a2 = backend.flat(a2, dtype).reshape(a2.shape[0], d)
+        b2 = backend.flat(b2, dtype).reshape(b2.shape[0], d)
+        backend.run_pairwise(self.op, a2, b2, params or (0.0,), res)
+        return res
+
+
+class ByLabel:
+    """Per-label sums of the rows of x (n, d) and their counts: ``(sums (L, d) float64,
+    counts (L,) int64)``, for labels (n,) integers in [0, L), deterministic on both
+    devices (chunk partials added in order): k-means' centroids. ``run(x, labels, L)``."""
+
+    returns = "tuple"
+    alias_safe = False
+    inputs = 2
+
+    def run(self, x: Any, labels: Any, n_labels: int) -> tuple:
+        from mlkernels._core.pipeline import check_labels, place, real_dtype
+
+        backend, arrs = place({"x": x, "labels": labels})
+        x2, lab = arrs["x"], arrs["labels"]
+        dtype = real_dtype({"x": x2})
+        check_labels({"labels": lab}, "iu")
+        if x2.ndim != 2 or tuple(lab.shape) != x2.shape[:1]:
+            raise ValueError(
+                f"x has shape {tuple(x2.shape)} and labels {tuple(lab.shape)}: they must be "
+                "(n, d) and (n,)"
+            )
+        lab = backend.flat(lab, np.dtype(np.int64))
+        if backend.is_host and lab.size and (lab.min() < 0 or lab.max() >= n_labels):
+            raise ValueError(f"labels must lie in [0, {n_labels}); got [{lab.min()}, {lab.max()}]")
+        x2 = backend.flat(x2, dtype).reshape(x2.shape)
+        return backend.run_by_label(x2, lab, n_labels)
