@@ -619,6 +619,8 @@ def as_device_array(x):
 
 def flat(x, dtype):
     """A C-contiguous 1-D view of ``x`` in ``dtype`` (a copy only when needed)."""
+    if type(x) is np.ndarray and x.dtype is dtype and x.flags.c_contiguous:
+        return x.reshape(-1)  # the common case, without ascontiguousarray's cost
     return np.ascontiguousarray(x, dtype=dtype).reshape(-1)
 
 

@@ -160,25 +160,35 @@ class Job:
     def __init__(self, spec: Any, arguments: dict[str, Any], params: tuple) -> None:
         self.spec, self.arguments, self.params = spec, arguments, params
         self.out = arguments.get("out")
+        self._outs = None
         roles = spec.arrays
-        named = {n: arguments[n] for n in roles if arguments[n] is not None}
-        self.like = named[next(iter(named))]  # results come back as the first array's kind
-        xs = [host_float(a) for a in named.values()]
-        first = xs[0]
-        if first is not None and all(x is not None and x.dtype is first.dtype for x in xs):
-            # the common case: nothing to place, look up or convert
-            self.backend, self.arrays, self.dtype = _cpu, named, first.dtype
-            for name, role in roles.items():
-                if role == "index" and name in named:
-                    check_labels({name: named[name]}, "iub")
-        else:
-            self.backend, self.arrays = place(named)
-            reals = {n: a for n, a in self.arrays.items() if roles[n] in ("data", "feature")}
-            self.dtype = real_dtype(reals)
-            for name, a in self.arrays.items():
-                if roles[name] in ("label", "index"):
-                    check_labels({name: a}, "iub" if roles[name] == "index" else "fiub")
-        self._outs: list[tuple[Any, Any]] = []
+        named = {n: arguments[n] for n in roles}
+        self.like = first = arguments[next(iter(roles))]  # results come back as its kind
+        host = type(first) is np.ndarray and first.dtype.char in "fd" and first.dtype.isnative
+        if host and spec.n_arrays == len(roles):  # (class indices are never float arrays)
+            dt = first.dtype
+            for a in named.values():  # the common case: C-contiguous host floats of one
+                if type(a) is not np.ndarray or a.dtype is not dt or not a.flags.c_contiguous:
+                    break  # dtype: nothing to place, look up or convert
+            else:
+                self.backend, self.arrays, self.dtype = _cpu, named, dt
+                return
+        self.backend, self.arrays = place(named)
+        reals = {n: a for n, a in self.arrays.items() if roles[n] in ("data", "feature")}
+        self.dtype = real_dtype(reals)
+        for name, a in self.arrays.items():
+            if roles[name] in ("label", "index"):
+                check_labels({name: a}, "iub" if roles[name] == "index" else "fiub")
+
+    @classmethod
+    def host(cls, spec: Any, arrays: tuple, params: tuple, out: Any, arguments: dict) -> Job:
+        """The job of a :func:`host_call`: its arrays already checked, nothing to place."""
+        job = cls.__new__(cls)
+        job.spec, job.params, job.backend, job.out, job._outs = spec, params, _cpu, out, None
+        job.arrays = dict(zip(spec.arrays, arrays, strict=True))
+        job.like, job.dtype = arrays[0], arrays[0].dtype
+        job.arguments = arguments  # the keyword arguments over the defaults
+        return job
 
     def result(
         self, shape: tuple, inputs: tuple = (), *, use_out: bool = True, dtype: Any = None
@@ -199,23 +209,24 @@ class Job:
             kind = backend.overlap(res, a)
             if kind == "partial" or (kind == "same" and not safe):
                 work = backend.empty(shape, dtype)
-                self._outs.append((res, work))
+                self._outs = [*(self._outs or ()), (res, work)]
                 return res, work
         return res, res
 
     def settle(self) -> None:
         """Copy the results computed in scratch arrays into the caller's ``out=``."""
-        for res, work in self._outs:
+        for res, work in self._outs or ():
             if self.backend.is_host:
                 res[...] = work
             else:
                 copy_device(work, res)
-        self._outs.clear()
+        self._outs = None
 
     def give(self, result: Any) -> Any:
         """What the caller gets: device results as the caller's kind of array, its own
         ``out=`` object where a result is that array."""
-        self.settle()
+        if self._outs:
+            self.settle()
         if self.backend.is_host:
             return result
         return self._give(result)
@@ -237,12 +248,49 @@ def copy_device(src: Any, dst: Any) -> None:
     dst.copy_to_device(src)
 
 
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)  # NumPy's native float dtypes
+
+
+def host_call(spec: Any, args: tuple, kwargs: dict) -> tuple | None:
+    """The common call, in few steps: arrays by position, hyper-parameters by position or
+    keyword-only (``reduction=``, ``seed=``) or left to their defaults, ``out=``; every
+    array argument a C-contiguous NumPy float32 or float64 array of one dtype. Returns
+    ``(arrays, params, out, arguments)`` (the hyper-parameters validated; ``arguments``
+    the keyword ones over the defaults), or None: the general path takes the call (and
+    gives its errors)."""
+    n = spec.n_arrays
+    if len(args) < n or (kwargs and not spec.host_keywords.issuperset(kwargs)):
+        return None
+    dt = getattr(args[0], "dtype", None)
+    if dt is not _F64 and dt is not _F32:
+        return None
+    for a in args[:n]:
+        if type(a) is not np.ndarray or a.dtype is not dt or not a.flags.c_contiguous:
+            return None
+    if not kwargs:
+        if len(args) == n and spec.no_hyper:
+            return args[:n], (0.0,), None, spec.defaults
+        params = spec.validate_positional(args[n:], spec.defaults)
+        return None if params is None else (args[:n], params, None, spec.defaults)
+    arguments = {**spec.defaults, **kwargs}
+    params = spec.validate_positional(args[n:], arguments)
+    return None if params is None else (args[:n], params, arguments["out"], arguments)
+
+
 def call(spec: Any, args: tuple, kwargs: dict) -> Any:
     """Run one call of a public formula through the pipeline (see the module docstring)."""
-    arguments = spec.bind(args, kwargs)
-    if spec.shortcut is not None:
+    arguments = None
+    if spec.shortcut is not None:  # e.g. dropout(x, training=False) is x: no kernel, no check
+        arguments = spec.bind(args, kwargs)
         done = spec.shortcut(arguments)
         if done is not None:
             return done
+    host = host_call(spec, args, kwargs)
+    if host is not None:
+        done = spec.template.fast(spec, *host)
+        if done is not None:
+            return done
+    if arguments is None:
+        arguments = spec.bind(args, kwargs)
     params = spec.validate(arguments)
     return spec.template.run(Job(spec, arguments, params))

@@ -107,27 +107,78 @@ class Formula:
         return "out" in self.signature.parameters
 
     @functools.cached_property
-    def _parameters(self) -> tuple[tuple[str, ...], dict[str, Any]]:
+    def _binding(self) -> tuple[tuple[str, ...], dict[str, Any], int, frozenset]:
+        """(positional names, defaults, number of parameters, names accepted by keyword)."""
         params = self.signature.parameters
         positional = tuple(n for n, p in params.items() if p.kind is p.POSITIONAL_OR_KEYWORD)
         defaults = {n: p.default for n, p in params.items() if p.default is not p.empty}
-        return positional, defaults
+        return positional, defaults, len(params), frozenset(params)
 
     def bind(self, args: tuple, kwargs: dict) -> dict[str, Any]:
         """The call's arguments by name, defaults filled in: ``Signature.bind`` without
         its cost (a third of a small call's time), which stays for the error messages."""
-        positional, defaults = self._parameters
-        if len(args) <= len(positional) and kwargs.keys().isdisjoint(positional[: len(args)]):
-            arguments = {**defaults, **dict(zip(positional, args, strict=False)), **kwargs}
-            if arguments.keys() == self.signature.parameters.keys():
+        positional, defaults, count, accepted = self._binding
+        if len(args) <= len(positional):
+            arguments = defaults.copy()
+            arguments.update(zip(positional, args, strict=False))
+            if kwargs:
+                if not accepted.issuperset(kwargs) or not kwargs.keys().isdisjoint(
+                    positional[: len(args)]
+                ):
+                    return self._bind_slowly(args, kwargs)
+                arguments.update(kwargs)
+            if len(arguments) == count:
                 return arguments
-        bound = self.signature.bind(*args, **kwargs)
+        return self._bind_slowly(args, kwargs)
+
+    def _bind_slowly(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+        bound = self.signature.bind(*args, **kwargs)  # TypeError as Python gives it
         bound.apply_defaults()
         return dict(bound.arguments)
+
+    @functools.cached_property
+    def no_hyper(self) -> bool:
+        """Whether the kernels' parameters are always ``(0.0,)`` (nothing to validate)."""
+        return not self.hyper and self.params is _floats
+
+    @functools.cached_property
+    def n_arrays(self) -> int:
+        """How many positional parameters lead with the arrays: what ``pipeline.host_call``
+        reads (never for a formula that takes class indices, which are not float arrays,
+        or whose arrays do not come first)."""
+        names = list(self.signature.parameters)
+        first = names[: len(self.arrays)] == list(self.arrays)
+        return len(self.arrays) if first and "index" not in self.arrays.values() else 1 << 30
+
+    @functools.cached_property
+    def defaults(self) -> dict[str, Any]:
+        """The parameters' defaults (what a call that passes no keyword has for them)."""
+        return self._binding[1]
+
+    def validate_positional(self, values: tuple, named: dict[str, Any]) -> tuple | None:
+        """:meth:`validate` of a call whose first hyper-parameters come by position
+        (``values``) and the others from ``named`` (its keywords over the defaults); None
+        when there are more positional values than it takes."""
+        if len(values) > len(self._binding[0]) - len(self.arrays):
+            return None
+        checked = {}
+        for k, (name, check) in enumerate(self.hyper.items()):
+            checked[name] = check(name, values[k] if k < len(values) else named[name])
+        return self.params(**checked) or (0.0,)
+
+    @functools.cached_property
+    def host_keywords(self) -> frozenset:
+        """The keywords a host call may pass on its fast path: ``out`` and the keyword-only
+        hyper-parameters."""
+        params = self.signature.parameters
+        kw_only = {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
+        return frozenset(kw_only & ({"out"} | set(self.hyper)))
 
     def validate(self, arguments: dict[str, Any]) -> tuple:
         """The hyper-parameters checked (before any kernel) and turned into the kernels'
         float64 parameter tuple (never empty: numba needs a type)."""
+        if self.no_hyper:
+            return (0.0,)
         values = {name: check(name, arguments[name]) for name, check in self.hyper.items()}
         return self.params(**values) or (0.0,)
 

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from mlkernels._core import cpu
 from mlkernels._core.pipeline import Job, same_shape
 from mlkernels._core.scalar import identity
 
@@ -61,6 +62,13 @@ def _features(named: dict[str, Any], shape: tuple, what: str) -> None:
             )
 
 
+def _run_host(
+    template: Any, spec: Any, arrays: tuple, params: tuple, out: Any, arguments: dict
+) -> Any:
+    """A template's run of a ``pipeline.host_call``: the same code, without placing."""
+    return template.run(Job.host(spec, arrays, params, out, arguments))
+
+
 def _split(job: Job) -> tuple[list[str], list[str]]:
     """The data arguments (read like the first) and the per-feature ones, in order."""
     data = [n for n, r in job.spec.arrays.items() if r != "feature" and n in job.arrays]
@@ -97,6 +105,7 @@ class Map:
     ) -> None:
         self.f, self.output, self.inputs, self.results = f, output, inputs, results
         self.counter, self.widen = counter, widen
+        self._kernel = None  # the CPU kernel, once looked up
 
     def kernel_args(self) -> dict:
         return {
@@ -106,6 +115,22 @@ class Map:
             "widen": self.widen,
             "counter": self.counter,
         }
+
+    def fast(self, spec: Any, arrays: tuple, params: tuple, out: Any, arguments: dict) -> Any:
+        """A host call: the kernel straight away (a small call's time is mostly Python's)."""
+        if out is not None:
+            return _run_host(self, spec, arrays, params, out, arguments)
+        x = arrays[0]
+        for a in arrays[1:]:
+            if a.shape != x.shape:
+                return None
+        res = np.empty(x.shape, x.dtype)
+        outs = [None] * self.results
+        outs[self.output] = res.reshape(-1)
+        if self._kernel is None:
+            self._kernel = cpu.map(self.f, self.inputs, self.results, self.widen, self.counter)
+        self._kernel(x.size, *[a.reshape(-1) for a in arrays], params, *outs)
+        return res
 
     def run(self, job: Job) -> Any:
         backend, dtype = job.backend, job.dtype
@@ -131,6 +156,16 @@ class Sum:
 
     def __init__(self, f: Callable) -> None:
         self.f = f
+
+    def fast(self, spec: Any, arrays: tuple, params: tuple, out: Any, arguments: dict) -> Any:
+        """A host call: the kernel straight away."""
+        (w,) = arrays
+        if not w.size:
+            return None
+        total = cpu.run_reduce(
+            self.f, [w.reshape(-1)], params, w.dtype.type(1), [None, None], 1, True
+        )
+        return w.dtype.type(total[0])
 
     def run(self, job: Job) -> Any:
         backend, dtype = job.backend, job.dtype
@@ -163,6 +198,7 @@ class Loss:
     """
 
     returns = "loss"
+    fast = _run_host
     alias_safe = False
     inputs = 2
 
@@ -359,6 +395,7 @@ class Rows:
     its last axis."""
 
     returns = "array"
+    fast = _run_host
     alias_safe = False  # softmax keeps its exponentials in out= and reads the inputs after
 
     def __init__(self, op: RowOp, *, inputs: int = 1) -> None:
@@ -387,6 +424,7 @@ class Cols:
     like the features in the data's dtype. An empty batch is an error when ``batch``.
     """
 
+    fast = _run_host
     alias_safe = False
 
     def __init__(self, op: ColOp, gives: tuple, *, inputs: int = 1, batch: bool = False) -> None:
@@ -424,6 +462,7 @@ class RowsThenCols:
     (mean, rstd)). Returns ``(rows result, *column statistics)``."""
 
     returns = "tuple"
+    fast = _run_host
     alias_safe = False
 
     def __init__(self, rows: RowOp, cols: ColOp, *, inputs: int) -> None:
