@@ -14,6 +14,7 @@ driver: a forked child could not use them.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -45,8 +46,11 @@ def _serial_identity(x):  # pragma: no cover - compiled
 
 _serial_identity(0)  # serial: initialises numba's CPU target without starting threads
 
+#: ``MLKERNELS_ASV_SMOKE=1`` (CI's ``asv run --quick``): every benchmark runs, on small data,
+#: to prove that it works rather than to time it.
+SMOKE = os.environ.get("MLKERNELS_ASV_SMOKE", "") not in ("", "0")
 LOSSES = [e.name for e in _registry.ENTRIES.values() if e.family == "losses"]
-SIZES = [1_000, 100_000, 10_000_000]
+SIZES = [1_000, 100_000] if SMOKE else [1_000, 100_000, 10_000_000]
 DTYPES = ["float32", "float64"]
 DEVICES = ["cpu", "cuda"]
 #: Who computes: mlkernels, the NumPy formula (CPU only) or PyTorch's equivalent.

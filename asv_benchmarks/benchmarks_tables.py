@@ -9,9 +9,15 @@ functions on 4096 x 4096 float32.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 import mlkernels as mk
+
+#: Elements of the flat tables and the rows' length (CI's smoke run: small, see _common).
+SMOKE = os.environ.get("MLKERNELS_ASV_SMOKE", "") not in ("", "0")
+N_LOSSES, N_ACTIVATIONS, ROW = (10_000, 20_000, 64) if SMOKE else (10**7, 2 * 10**7, 4096)
 
 LOSSES = ["mse", "rmse", "mae", "huber", "log_cosh", "bce", "cce", "hinge", "squared_hinge"]
 LOSSES += ["focal", "kl_divergence", "js_divergence", "nll", "contrastive"]
@@ -54,19 +60,19 @@ class MainTables:
         table, name = function.split(".")
         rng = np.random.default_rng(0)
         if table == "losses":
-            self.args = _loss_args(name, 10_000_000, rng)
+            self.args = _loss_args(name, N_LOSSES, rng)
             grad_of = 0 if name in ("nll", "contrastive") else 1
             self.out = np.empty_like(self.args[grad_of], dtype=np.float64)
             self.f = getattr(mk, name + "_value_and_grad")
         elif table == "activations":
-            x = (2 * rng.standard_normal(20_000_000)).astype(np.float32)
+            x = (2 * rng.standard_normal(N_ACTIVATIONS)).astype(np.float32)
             self.f, self.args, self.out = getattr(mk, name), (x,), np.empty_like(x)
         else:
-            x = rng.standard_normal((4096, 4096)).astype(np.float32)
+            x = rng.standard_normal((ROW, ROW)).astype(np.float32)
             if name == "layer_norm":
-                self.args = (x, np.ones(4096, np.float32), np.zeros(4096, np.float32))
+                self.args = (x, np.ones(ROW, np.float32), np.zeros(ROW, np.float32))
             elif name.endswith("_grad"):
-                self.args = (x, rng.standard_normal((4096, 4096)).astype(np.float32))
+                self.args = (x, rng.standard_normal((ROW, ROW)).astype(np.float32))
             else:
                 self.args = (x,)
             self.f, self.out = getattr(mk, name), np.empty_like(x)
