@@ -29,8 +29,6 @@ import numpy as np
 
 from mlkernels._core import cpu as _cpu
 
-REDUCTIONS = ("mean", "sum", "none")
-
 
 class DeviceMismatchError(ValueError):
     """Host (NumPy) and device (CUDA) arrays were mixed in one call."""
@@ -130,15 +128,6 @@ def wrap(result: Any, like: Any) -> Any:
     if module == "torch":
         return sys.modules["torch"].as_tensor(result, device=like.device)
     return result
-
-
-def host_float(x: Any) -> np.ndarray | None:
-    """``x`` itself when it is a C-contiguous NumPy float32 or float64 array, else None."""
-    if type(x) is np.ndarray:
-        dt = x.dtype
-        if dt.char in "fd" and dt.isnative and x.flags.c_contiguous:
-            return x
-    return None
 
 
 class Job:

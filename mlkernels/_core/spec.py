@@ -264,8 +264,3 @@ def public(spec: Formula, stub: Callable) -> Callable:
     api.__signature__ = spec.signature
     api.spec = spec
     return api
-
-
-def formulas(family: str | None = None) -> list[Formula]:
-    """The declarations, in order (of one family if given)."""
-    return [f for f in FORMULAS.values() if family is None or f.family == family]

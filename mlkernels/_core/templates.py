@@ -107,15 +107,6 @@ class Map:
         self.counter, self.widen = counter, widen
         self._kernel = None  # the CPU kernel, once looked up
 
-    def kernel_args(self) -> dict:
-        return {
-            "f": self.f,
-            "n_in": self.inputs,
-            "n_out": self.results,
-            "widen": self.widen,
-            "counter": self.counter,
-        }
-
     def fast(self, spec: Any, arrays: tuple, params: tuple, out: Any, arguments: dict) -> Any:
         """A host call: the kernel straight away (a small call's time is mostly Python's)."""
         if out is not None:
