@@ -158,96 +158,72 @@ def _mish(x, params):
 # Elementwise activations.
 # --------------------------------------------------------------------------------------
 
+_ELEMENTWISE = {"family": "activations", "data": data.normal}
 
-@formula(
-    Map(_sigmoid, 0),
-    family="activations",
-    data=data.normal,
-    transcendental=True,
-    derivative="sigmoid_grad",
-)
+
+@formula(Map(_sigmoid, 0), **_ELEMENTWISE, transcendental=True, derivative="sigmoid_grad")
 def sigmoid(x, *, out=None):
     """Sigmoid, ``σ(x) = 1 / (1 + e^{-x})``; exact 0 and 1 at ±1000, no overflow."""
 
 
-@formula(Map(_sigmoid, 1), family="activations", data=data.normal, transcendental=True)
+@formula(Map(_sigmoid, 1), **_ELEMENTWISE, transcendental=True)
 def sigmoid_grad(x, *, out=None):
     """``σ'(x) = σ(x) (1 - σ(x))``, computed as ``e / (1 + e)²``, ``e = exp(-|x|)``."""
 
 
-@formula(
-    Map(_tanh_fg, 0),
-    family="activations",
-    data=data.normal,
-    transcendental=True,
-    derivative="tanh_grad",
-)
+@formula(Map(_tanh_fg, 0), **_ELEMENTWISE, transcendental=True, derivative="tanh_grad")
 def tanh(x, *, out=None):
     """Hyperbolic tangent, ``tanh(x)``."""
 
 
-@formula(Map(_tanh_fg, 1), family="activations", data=data.normal, transcendental=True)
+@formula(Map(_tanh_fg, 1), **_ELEMENTWISE, transcendental=True)
 def tanh_grad(x, *, out=None):
     """``1 - tanh²(x)``, computed as ``4e / (1 + e)²``, ``e = exp(-2|x|)``: accurate
     where ``tanh(x)`` rounds to ±1."""
 
 
-@formula(Map(_relu, 0), family="activations", data=data.normal, derivative="relu_grad")
+@formula(Map(_relu, 0), **_ELEMENTWISE, derivative="relu_grad")
 def relu(x, *, out=None):
     """ReLU, ``max(0, x)`` (NaN stays NaN, as ``numpy.maximum``)."""
 
 
-@formula(Map(_relu, 1), family="activations", data=data.normal)
+@formula(Map(_relu, 1), **_ELEMENTWISE)
 def relu_grad(x, *, out=None):
     """1 where ``x > 0``, else 0 (0 at 0, as PyTorch); NaN for NaN. In ``x``'s float
     dtype (the formula's ``astype(float)`` gives float64 even for float32 data)."""
 
 
-@formula(Map(_leaky_relu, 0), family="activations", data=data.normal, derivative="leaky_relu_grad")
+@formula(Map(_leaky_relu, 0), **_ELEMENTWISE, derivative="leaky_relu_grad")
 def leaky_relu(x, alpha=0.01, *, out=None):
     """Leaky ReLU, ``x`` if ``x > 0`` else ``αx``."""
 
 
-@formula(Map(_leaky_relu, 1), family="activations", data=data.normal)
+@formula(Map(_leaky_relu, 1), **_ELEMENTWISE)
 def leaky_relu_grad(x, alpha=0.01, *, out=None):
     """1 where ``x > 0``, else ``α`` (``α`` at 0, as PyTorch); NaN for NaN."""
 
 
-@formula(
-    Map(_elu, 0), family="activations", data=data.normal, transcendental=True, derivative="elu_grad"
-)
+@formula(Map(_elu, 0), **_ELEMENTWISE, transcendental=True, derivative="elu_grad")
 def elu(x, alpha=1.0, *, out=None):
     """ELU, ``x`` if ``x > 0`` else ``α (eˣ - 1)``, with ``expm1`` (accurate near 0)."""
 
 
-@formula(Map(_elu, 1), family="activations", data=data.normal, transcendental=True)
+@formula(Map(_elu, 1), **_ELEMENTWISE, transcendental=True)
 def elu_grad(x, alpha=1.0, *, out=None):
     """1 where ``x > 0``, else ``α eˣ`` (``α`` at 0, as PyTorch)."""
 
 
-@formula(
-    Map(_selu, 0),
-    family="activations",
-    data=data.normal,
-    transcendental=True,
-    derivative="selu_grad",
-)
+@formula(Map(_selu, 0), **_ELEMENTWISE, transcendental=True, derivative="selu_grad")
 def selu(x, *, out=None):
     """SELU, ``λ x`` if ``x > 0`` else ``λ α (eˣ - 1)`` (λ, α: ``SELU_LAMBDA``, ``SELU_ALPHA``)."""
 
 
-@formula(Map(_selu, 1), family="activations", data=data.normal, transcendental=True)
+@formula(Map(_selu, 1), **_ELEMENTWISE, transcendental=True)
 def selu_grad(x, *, out=None):
     """``λ`` where ``x > 0``, else ``λ α eˣ``."""
 
 
-@formula(
-    Map(_gelu, 0),
-    family="activations",
-    data=data.normal,
-    transcendental=True,
-    derivative="gelu_grad",
-)
+@formula(Map(_gelu, 0), **_ELEMENTWISE, transcendental=True, derivative="gelu_grad")
 def gelu(x, *, out=None):
     """GELU, tanh approximation: ``0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))``.
 
@@ -256,40 +232,28 @@ def gelu(x, *, out=None):
     """
 
 
-@formula(Map(_gelu, 1), family="activations", data=data.normal, transcendental=True)
+@formula(Map(_gelu, 1), **_ELEMENTWISE, transcendental=True)
 def gelu_grad(x, *, out=None):
     """Derivative of :func:`gelu`: ``σ(2u) + 2 x σ'(2u) u'``, ``u' = √(2/π)(1 + 3·0.044715 x²)``."""
 
 
-@formula(
-    Map(_swish, 0),
-    family="activations",
-    data=data.normal,
-    transcendental=True,
-    derivative="swish_grad",
-)
+@formula(Map(_swish, 0), **_ELEMENTWISE, transcendental=True, derivative="swish_grad")
 def swish(x, *, out=None):
     """Swish (SiLU), ``x σ(x)``; finite for every input."""
 
 
-@formula(Map(_swish, 1), family="activations", data=data.normal, transcendental=True)
+@formula(Map(_swish, 1), **_ELEMENTWISE, transcendental=True)
 def swish_grad(x, *, out=None):
     """``σ(x) + x σ(x)(1 - σ(x))``."""
 
 
-@formula(
-    Map(_mish, 0),
-    family="activations",
-    data=data.normal,
-    transcendental=True,
-    derivative="mish_grad",
-)
+@formula(Map(_mish, 0), **_ELEMENTWISE, transcendental=True, derivative="mish_grad")
 def mish(x, *, out=None):
     """Mish, ``x tanh(softplus(x))``, as ``x n / (n + 2)``, ``n = eˣ (eˣ + 2)`` written with
     ``exp(-|x|)``: ``mish(1000) == 1000`` where the formula gives NaN."""
 
 
-@formula(Map(_mish, 1), family="activations", data=data.normal, transcendental=True)
+@formula(Map(_mish, 1), **_ELEMENTWISE, transcendental=True)
 def mish_grad(x, *, out=None):
     """``t + x (1 - t²) σ(x)``, ``t = tanh(softplus(x))``, with ``1 - t`` computed directly."""
 
@@ -353,20 +317,14 @@ def _log_softmax_vjp(row, feats, params, own, state, out):
     return ()
 
 
+_ROWS = {"family": "activations", "layout": "rows", "transcendental": True}
 SOFTMAX = RowOp(4, _softmax_part, exp_merge, _softmax_emit)
 LOG_SOFTMAX = RowOp(4, _log_softmax_part, exp_merge, _log_softmax_emit)
 SOFTMAX_VJP = RowOp(4, _vjp_part, exp_merge, _softmax_vjp)
 LOG_SOFTMAX_VJP = RowOp(4, _vjp_part, exp_merge, _log_softmax_vjp)
 
 
-@formula(
-    Rows(SOFTMAX),
-    family="activations",
-    data=data.normal,
-    layout="rows",
-    transcendental=True,
-    derivative="softmax_grad",
-)
+@formula(Rows(SOFTMAX), data=data.normal, **_ROWS, derivative="softmax_grad")
 def softmax(x, *, out=None):
     """Softmax along the last axis, ``e^{x_k - max} / Σ_j e^{x_j - max}``.
 
@@ -374,38 +332,19 @@ def softmax(x, *, out=None):
     """
 
 
-@formula(
-    Rows(LOG_SOFTMAX),
-    family="activations",
-    data=data.normal,
-    layout="rows",
-    transcendental=True,
-    derivative="log_softmax_grad",
-)
+@formula(Rows(LOG_SOFTMAX), data=data.normal, **_ROWS, derivative="log_softmax_grad")
 def log_softmax(x, *, out=None):
     """Log-softmax along the last axis, ``(x - max) - log Σ e^{x - max}``, in float64
     (float32 results are exact to rounding; nothing is lost for huge ``x``)."""
 
 
-@formula(
-    Rows(SOFTMAX_VJP, inputs=2),
-    family="activations",
-    data=data.normal_and_upstream,
-    layout="rows",
-    transcendental=True,
-)
+@formula(Rows(SOFTMAX_VJP, inputs=2), data=data.normal_and_upstream, **_ROWS)
 def softmax_grad(x, dy, *, out=None):
     """Vector-Jacobian product of :func:`softmax` along the last axis:
     ``s (dy - Σ s dy)``, ``s = softmax(x)``."""
 
 
-@formula(
-    Rows(LOG_SOFTMAX_VJP, inputs=2),
-    family="activations",
-    data=data.normal_and_upstream,
-    layout="rows",
-    transcendental=True,
-)
+@formula(Rows(LOG_SOFTMAX_VJP, inputs=2), data=data.normal_and_upstream, **_ROWS)
 def log_softmax_grad(x, dy, *, out=None):
     """Vector-Jacobian product of :func:`log_softmax` along the last axis:
     ``dy - softmax(x) Σ dy``."""
