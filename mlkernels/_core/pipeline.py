@@ -5,7 +5,9 @@ hyper-parameters (:meth:`Formula.validate`), the dtypes and the shapes, all BEFO
 kernel runs -> place the arrays on their device -> allocate the results (or check the
 caller's ``out=``, and work in a scratch array when it overlaps an input the kernel
 cannot alias) -> launch (the formula's template, ``templates.py``) -> return the caller's
-kind of array (its ``out=`` object itself when given).
+kind of array (its ``out=`` object itself when given). The common host call (positional
+NumPy float arrays of one dtype, :func:`host_call`) takes the same steps in fewer Python
+operations: nothing to place or convert, and a map's or a sum's kernel called at once.
 
 * Device: arrays exposing ``__cuda_array_interface__`` (CuPy, PyTorch CUDA, Numba device
   arrays) and the CUDA simulator's device arrays run on the GPU, with no host copy;
