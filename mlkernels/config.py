@@ -70,7 +70,7 @@ def show_config(file=None) -> None:
         f"{numba.get_num_threads()} numba threads",
         "threading layer": _jit.threading_layer(),
         "gpu": _gpu_description(),
-        "jit cache": str(cache) if cache else "off (no writable cache directory)",
+        "jit cache": str(cache) if cache else f"off ({_jit.CACHE_OFF_REASON})",
     }
     width = max(map(len, lines))
     for key, value in lines.items():

@@ -138,6 +138,101 @@ def test_a_kernel_of_scalar_code_outside_the_package_is_recompiled_when_it_chang
     assert run() == "1.0"
 
 
+CONCURRENT = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    import mlkernels as mk
+    names = sys.argv[2].split(",")
+    while time.time() < float(sys.argv[3]):  # start together
+        time.sleep(0.001)
+    rng = np.random.default_rng(0)
+    y, y_hat = rng.random(50) * 0.9 + 0.05, rng.random(50) * 0.9 + 0.05
+    for name in names:
+        print(name, repr(float(getattr(mk, name)(y, y_hat))))
+    """
+)
+
+
+def _concurrently(cache, groups):
+    import time
+
+    start = time.time() + 3.0
+    prelude = IMPORT_FROM.format(init=str(ROOT / "mlkernels" / "__init__.py"),
+                                 pkg=str(ROOT / "mlkernels"))  # fmt: skip
+    env = {**os.environ, "MLKERNELS_CACHE_DIR": str(cache)}
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", prelude + CONCURRENT, str(ROOT), ",".join(g), str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )  # fmt: skip
+        for g in groups
+    ]
+    out = {}
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr[-3000:]
+        out.update(line.split() for line in stdout.splitlines())
+    return out
+
+
+def test_processes_compiling_kernels_of_one_template_into_one_cache_at_once(tmp_path):
+    """Four processes compile different losses (kernels of one template) into one empty
+    cache at the same moment, then a fresh process loads every one: each gives its own
+    result, the same as without a cache. (Before, numba kept every kernel of a template in
+    ONE index file, updated by an unlocked read-modify-write; and a template's inner
+    helper had one name for every formula: loaded into one process, the kernels that
+    different processes had compiled called one helper, and huber gave another loss.)"""
+    losses = ["mse", "mae", "huber", "log_cosh", "bce", "hinge", "squared_hinge", "focal"]
+    losses += ["kl_divergence", "js_divergence", "contrastive", "rmse"]
+    cache = tmp_path / "cache"
+    first = _concurrently(cache, [losses[k::4] for k in range(4)])
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    uncached = _concurrently(blocker / "no-cache", [losses])
+    loaded = _concurrently(cache, [losses])
+    assert first == uncached == loaded, (first, uncached, loaded)
+    assert len(set(uncached.values())) == len(losses)  # twelve different formulas
+    indexes = list(next(cache.iterdir()).glob("*reduce_kernel_serial*.nbi"))
+    assert len(indexes) == len(losses) - 1  # an index of each kernel's (rmse runs mse's)
+
+
+def test_a_cache_folder_others_can_write_to_is_not_used(tmp_path):
+    """A cache is pickled code: loading one from a folder another user can write to would
+    run their code. Such a folder means no disk cache, and one warning naming it."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    code = PROBE.replace("import sys", "import sys, warnings; warnings.simplefilter('always')")
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_FROM.format(init=str(ROOT / "mlkernels" / "__init__.py"),
+         pkg=str(ROOT / "mlkernels")) + code, str(ROOT / "mlkernels")],
+        capture_output=True, text=True, timeout=300,
+        env={**{k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"},
+             "MLKERNELS_CACHE_DIR": str(shared)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-1] == "None"  # cache_dir(): no cache
+    assert str(shared) in done.stderr and "writable by others" in done.stderr
+    assert done.stderr.count("compiles without a disk cache") == 1
+    assert not any(shared.iterdir())  # nothing written there either
+
+
+def test_numba_cache_dir_is_the_root_when_mlkernels_has_none(tmp_path):
+    env = {"MLKERNELS_CACHE_DIR": "", "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    code = "from mlkernels._core import jit; print(jit.cache_dir())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+        env={**os.environ, **env}, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().startswith(str(tmp_path / "numba" / "mlkernels-"))
+
+
 def test_no_writable_cache_directory_means_no_cache_not_an_error(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")

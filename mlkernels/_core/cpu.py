@@ -40,6 +40,7 @@ templates.
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 from numba import float64, int64, prange  # noqa: F401 - used by the generated kernels
@@ -71,6 +72,11 @@ def part(x, lo, hi):
     if x is None:
         return None
     return x[lo:hi]
+
+
+def unique_tag(f) -> str:
+    """An identifier naming a scalar function everywhere: its module and qualified name."""
+    return re.sub(r"\W", "_", f"{f.__module__}.{f.__qualname__}")
 
 
 def _env() -> dict:
@@ -154,14 +160,18 @@ def reduce(f, n_in: int, k: int, n_out: int, acc: str = "float64"):
         [*(f"{x}[s:e]" for x in xs), "params", "grad_scale", *(f"part({o}, s, e)" for o in os_)]
     )
     scratch = "".join(f"                v{q} = np.empty(SUM_BLOCK, np.{acc})\n" for q in range(k))
+    # The helper is named after the formula: numba names a function's machine code after
+    # its qualified name and a per-process counter, so two kernels compiled in different
+    # processes and loaded into one would otherwise both define "terms" and call the same.
+    tag = unique_tag(f)
     source = f"""
 def make_reduce(f):
-    def terms({joined([*xs, "params", "grad_scale", *os_, *vs])}):
+    def terms_{tag}({joined([*xs, "params", "grad_scale", *os_, *vs])}):
         for i in range(x0.size):
             r = f({_elements(n_in, True, False)}){stores}{keeps}{sums}
         return ({joined(f"a{q}" for q in range(k))},)
 
-    terms = register_jitable(terms)
+    terms = register_jitable(terms_{tag})
 
     def reduce_kernel({joined([*xs, "params", "grad_scale", *os_, "total"])}):
         n = x0.size

@@ -24,8 +24,10 @@ import sys
 import tempfile
 import time
 import types
+import warnings
 from pathlib import Path
 
+import filelock
 import numba
 from numba.core import caching
 
@@ -59,23 +61,58 @@ source_hash()
 
 
 def _cache_root() -> Path:
-    if os.environ.get("MLKERNELS_CACHE_DIR"):
-        return Path(os.environ["MLKERNELS_CACHE_DIR"])
+    """``$MLKERNELS_CACHE_DIR``, else ``$NUMBA_CACHE_DIR`` (what numba users already set for
+    read-only installs and containers), else ``$XDG_CACHE_HOME/mlkernels``, else
+    ``~/.cache/mlkernels``."""
+    for var in ("MLKERNELS_CACHE_DIR", "NUMBA_CACHE_DIR"):
+        if os.environ.get(var):
+            return Path(os.environ[var])
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(xdg) / "mlkernels"
 
 
+def _unsafe(path: Path) -> str:
+    """Why ``path`` may not hold a cache (pickled machine code, run when loaded), or "": it
+    must belong to this user and be writable by no one else (as ssh treats its keys)."""
+    st = path.stat()
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        return f"it belongs to uid {st.st_uid}, not to this user (uid {os.getuid()})"
+    if st.st_mode & 0o022:
+        return f"it is writable by {'others' if st.st_mode & 0o002 else 'its group'}"
+    return ""
+
+
+#: Why the disk cache is off, when it is (what ``show_config`` prints).
+CACHE_OFF_REASON = ""
+
+
 @functools.cache
 def cache_dir() -> Path | None:
-    """The directory holding this build's compiled kernels, or None if none is writable."""
+    """The directory holding this build's compiled kernels, or None when kernels are not
+    cached: no writable folder, or one that other users could write to (then a warning,
+    once, names it and why: loading a cache runs the code in it)."""
+    global CACHE_OFF_REASON
     from mlkernels import __version__
 
-    path = _cache_root() / f"mlkernels-{__version__}-{source_hash()}"
+    root = _cache_root()
+    path = root / f"mlkernels-{__version__}-{source_hash()}"
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        for folder in (root, path):  # checked before anything is written into them
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            why = _unsafe(folder)
+            if why:
+                CACHE_OFF_REASON = f"{folder} is not safe to load code from: {why}"
+                warnings.warn(
+                    f"mlkernels compiles without a disk cache: {CACHE_OFF_REASON} (set "
+                    "MLKERNELS_CACHE_DIR to a folder of your own, mode 700)",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                return None
         tempfile.TemporaryFile(dir=path).close()
         os.utime(path)  # last used: what _prune_stale reads
-    except OSError:
+    except OSError as exc:
+        CACHE_OFF_REASON = f"no writable cache folder ({root}: {exc.strerror or exc})"
         return None
     _prune_stale(path)
     _install_locator()
@@ -99,7 +136,7 @@ class _PackageCacheLocator(caching._CacheLocator):
     def __init__(self, py_func, py_file):
         self._py_file = py_file  # what numba's "cannot cache" warning names
         self._lineno = py_func.__code__.co_firstlineno
-        self._outside = _outside_code(py_func)
+        self._key = closure_key(py_func)
         self._path = str(cache_dir())
 
     def ensure_cache_path(self):
@@ -112,7 +149,7 @@ class _PackageCacheLocator(caching._CacheLocator):
         return source_hash()
 
     def get_disambiguator(self):
-        return f"{self._lineno}-{self._outside}" if self._outside else str(self._lineno)
+        return f"{self._lineno}-{self._key}"
 
     @classmethod
     def from_function(cls, py_func, py_file):
@@ -123,9 +160,10 @@ class _PackageCacheLocator(caching._CacheLocator):
 
 
 def _functions(obj, depth: int = 0):
-    """The Python functions in a closure cell: a function, a numba dispatcher, a tuple of
-    them (an op record)."""
-    if depth > 3:
+    """The Python functions a closure cell leads to: a function (and those in its own
+    closure: a template's inner helper closes over the formula's scalar function), a numba
+    dispatcher, a tuple of them (an op record)."""
+    if depth > 4:
         return
     if isinstance(obj, tuple):
         for item in obj:
@@ -134,27 +172,37 @@ def _functions(obj, depth: int = 0):
     fn = getattr(obj, "py_func", obj)
     if isinstance(fn, types.FunctionType):
         yield fn
+        for cell in fn.__closure__ or ():
+            try:
+                yield from _functions(cell.cell_contents, depth + 1)
+            except ValueError:  # an empty cell
+                pass
 
 
-def _outside_code(py_func) -> str:
-    """A digest of the code of the scalar functions in a kernel's closure that live
-    outside the package (a test's, a user's): the package's source hash does not see their
-    edits, and numba keys a cached kernel on its closure by reference only. Empty when
-    there are none."""
+def closure_key(py_func) -> str:
+    """What a kernel was built from, as a digest: the scalar functions in its closure
+    (module and name) and its other closure values, and the code of those functions
+    that live outside the package (a test's, a user's: the package's source hash does not
+    see their edits). Every kernel of a template then has cache files of its own; numba
+    would otherwise keep all of them in ONE index, updated by an unlocked
+    read-modify-write."""
     h = hashlib.sha256()
-    found = False
     for cell in py_func.__closure__ or ():
         try:
             contents = cell.cell_contents
         except ValueError:  # an empty cell
             continue
-        for fn in _functions(contents):
+        fns = list(_functions(contents))
+        if not fns:  # a constant (a count, a size); other objects by type only
+            plain = isinstance(contents, (int, float, str, bool, type(None)))
+            h.update((repr(contents) if plain else type(contents).__qualname__).encode())
+        for fn in fns:
+            h.update(f"{fn.__module__}.{fn.__qualname__}".encode())
             code = fn.__code__
             if not Path(code.co_filename).resolve().is_relative_to(PACKAGE_DIR):
                 h.update(code.co_code)
                 h.update(repr(code.co_consts).encode())
-                found = True
-    return h.hexdigest()[:12] if found else ""
+    return h.hexdigest()[:12]
 
 
 def _install_locator() -> None:
@@ -164,13 +212,32 @@ def _install_locator() -> None:
 
 
 def _njit(fn, parallel: bool):
-    return numba.njit(
+    dispatcher = numba.njit(
         parallel=parallel,
         cache=cache_dir() is not None,
         fastmath=set(FASTMATH),
         error_model="numpy",
         nogil=True,
     )(fn)
+    if cache_dir() is not None:
+        dispatcher.compile = _locked(dispatcher.compile, closure_key(fn), fn.__qualname__)
+    return dispatcher
+
+
+def _locked(compile_, key: str, name: str):
+    """``compile_`` holding a lock file of this kernel's: a process that compiles a kernel
+    another is compiling waits, then loads what that one saved (numba's ``compile`` looks
+    in the cache first). Different kernels do not wait for each other."""
+    lock_path = (
+        cache_dir() / "locks" / f"{name.replace('<locals>', '').replace('.', '_')}-{key}.lock"
+    )
+
+    def compile(sig):
+        lock_path.parent.mkdir(exist_ok=True)
+        with filelock.FileLock(str(lock_path)):
+            return compile_(sig)
+
+    return compile
 
 
 def cpu_jit(fn):
