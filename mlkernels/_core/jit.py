@@ -74,8 +74,10 @@ def _cache_root() -> Path:
 def _unsafe(path: Path) -> str:
     """Why ``path`` may not hold a cache (pickled machine code, run when loaded), or "": it
     must belong to this user and be writable by no one else (as ssh treats its keys)."""
+    if os.name != "posix":  # no owner or mode bits to read (Windows: the ACLs decide)
+        return ""
     st = path.stat()
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+    if st.st_uid != os.getuid():
         return f"it belongs to uid {st.st_uid}, not to this user (uid {os.getuid()})"
     if st.st_mode & 0o022:
         return f"it is writable by {'others' if st.st_mode & 0o002 else 'its group'}"
