@@ -583,7 +583,7 @@ def run_foreach(f, groups, params, n_write, k):
 
 
 def run_pairwise(op, a, b, params, out):
-    if out.size and a.shape[1] >= 0:
+    if out.size:
         pairwise(op)(a.shape[0] * b.shape[0] * max(a.shape[1], 1), a, b, params, out)
 
 
