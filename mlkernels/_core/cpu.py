@@ -326,9 +326,15 @@ def make_rows(part, emit, n_stats):
 
 def col_chunks(n: int, c: int, k: int) -> int:
     """Row chunks of a column reduction: up to 32 (one per thread and more, for balance),
-    fewer when the partial states (chunks x k x c float64) would pass 64 MB. A function of
-    the shape only, so results do not depend on the number of threads."""
-    return max(1, min(n, 32, (8 << 20) // max(1, k * c)))
+    each of at least ``COL_CHUNK_MIN`` elements (a small matrix is one chunk: 32 partial
+    states to clear and merge cost more than its rows), fewer when the partial states
+    (chunks x k x c float64) would pass 64 MB. A function of the shape only, so results do
+    not depend on the number of threads."""
+    return max(1, min(n, 32, (n * c) // COL_CHUNK_MIN, (8 << 20) // max(1, k * c)))
+
+
+#: Elements per chunk of a column reduction, at least (:func:`col_chunks`).
+COL_CHUNK_MIN = 1 << 14
 
 
 @functools.cache
