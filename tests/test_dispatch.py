@@ -34,72 +34,170 @@ class FakeCudaArray:
         }
 
 
-def _fake_module(monkeypatch, name, convert):
-    """Install a stand-in for cupy/torch that records what mlkernels asked it to wrap."""
-    module = types.ModuleType(name)
-    module.calls = []
+class FakeStreamArray(FakeCudaArray):
+    """A foreign CUDA array that names the stream its producer wrote it on."""
+
+    def __init__(self, host: np.ndarray, stream):
+        super().__init__(host)
+        self.stream = stream
+
+    @property
+    def __cuda_array_interface__(self):
+        return {**super().__cuda_array_interface__, "stream": self.stream}
+
+
+def _fake_library(monkeypatch, kind):
+    """A stand-in for cupy or torch: its array type (over host memory, as device memory is
+    under the simulator), ``empty`` (its memory pool: each allocation recorded in
+    ``made``) and its wrapper of foreign arrays (recorded in ``wrapped``)."""
+    module = types.ModuleType(kind)
+    module.made, module.wrapped = [], []
+    fake = type("ndarray" if kind == "cupy" else "Tensor", (FakeCudaArray,), {})
+    fake.__module__ = "cupy._core" if kind == "cupy" else "torch"
+    dtypes = {}
+    if kind == "torch":
+        for name in ("float32", "float64", "int64", "int32"):
+            setattr(module, name, f"torch.{name}")
+            dtypes[f"torch.{name}"] = np.dtype(name)
+
+    def empty(shape, dtype=None, device=None):
+        if kind == "torch":
+            assert device == "cuda:0", device  # the caller's device
+            dtype = dtypes[dtype]
+        made = fake(np.full(shape, np.nan, np.dtype(dtype)))
+        module.made.append(made)
+        return made
 
     def wrap(obj, **kwargs):
-        module.calls.append((obj, kwargs))
-        return ("wrapped", convert(obj))
+        module.wrapped.append((obj, kwargs))
+        return ("wrapped", obj)
 
-    setattr(module, convert.__name__, wrap)
-    monkeypatch.setitem(sys.modules, name, module)
-    return module
-
-
-def _as_cupy(obj):  # pragma: no cover - replaced by the recorder
-    return obj
-
-
-def _as_tensor(obj):  # pragma: no cover - replaced by the recorder
-    return obj
-
-
-_as_cupy.__name__ = "asarray"
-_as_tensor.__name__ = "as_tensor"
-
-
-def test_numpy_lists_scalars_and_torch_cpu_tensors_run_on_the_cpu():
-    torch = pytest.importorskip("torch")
-    y, yh = [1.0, 2.0, 3.0], [1.5, 2.0, 2.0]
-    want = np.mean((np.array(y) - np.array(yh)) ** 2)
-    assert mk.mse(y, yh) == pytest.approx(want, rel=1e-15)
-    assert mk.mse(torch.tensor(y, dtype=torch.float64), np.array(yh)) == pytest.approx(want)
-    assert mk.mse(2.0, 1.0) == 1.0
-    assert isinstance(mk.mse(np.array(y), np.array(yh)), np.float64)
-
-
-@pytest.mark.skipif(not GPU, reason="needs the simulator or a GPU")
-def test_mixing_host_and_device_arrays_names_the_arguments():
-    y = np.ones(4)
-    with pytest.raises(mk.DeviceMismatchError, match=r"y_hat on the GPU but y on the host"):
-        mk.mse(y, to_device(y, "gpu"))
-    with pytest.raises(ValueError, match=r"p on the GPU but y on the host"):
-        mk.bce(y, to_device(y / 2, "gpu"))
-    with pytest.raises(mk.DeviceMismatchError, match="same device"):
-        mk.mse_grad(to_device(y, "gpu"), to_device(y, "gpu"), out=np.empty(4))
+    module.empty = empty
+    setattr(module, "asarray" if kind == "cupy" else "as_tensor", wrap)
+    if kind == "torch":  # the current stream: what a tensor (interface v2) is made on
+        module.streams = []
+        current = types.SimpleNamespace(cuda_stream=0x7F00CAFE)
+        module.cuda = types.SimpleNamespace(
+            current_stream=lambda device: module.streams.append(device) or current
+        )
+    monkeypatch.setitem(sys.modules, kind, module)
+    return module, fake
 
 
 @needs_simulator
 @pytest.mark.parametrize("kind", ["cupy", "torch"])
-def test_foreign_cuda_arrays_run_on_the_gpu_and_come_back_as_their_kind(monkeypatch, kind):
-    convert = _as_cupy if kind == "cupy" else _as_tensor
-    module = _fake_module(monkeypatch, kind, convert)
-    fake = type("ndarray" if kind == "cupy" else "Tensor", (FakeCudaArray,), {})
-    fake.__module__ = f"{kind}._core" if kind == "cupy" else kind
+def test_results_and_scratch_come_from_the_callers_library(monkeypatch, kind):
+    """Outputs and scratch buffers (a reduction's partials) are allocated by the caller's
+    library (its memory pool), and a result allocated there comes back as that very array;
+    numba allocates nothing."""
+    from mlkernels._core import gpu
+
+    module, fake = _fake_library(monkeypatch, kind)
+
+    def numba_allocates(*args, **kwargs):
+        raise AssertionError("numba allocated a buffer")
+
+    monkeypatch.setattr(gpu.cuda, "device_array", numba_allocates)
     rng = np.random.default_rng(0)
     y, yh = rng.standard_normal(40), rng.standard_normal(40)
+    x = rng.standard_normal((6, 8))
     with mk.launch_config(threads=32, blocks=2):
         value = mk.mse(fake(y), fake(yh))
         grad = mk.mse_grad(fake(y), fake(yh), reduction="sum")
-    assert value[0] == "wrapped" and grad[0] == "wrapped"
-    assert to_host(value[1]) == pytest.approx(np.mean((y - yh) ** 2), rel=1e-12)
-    np.testing.assert_allclose(to_host(grad[1]), 2 * (yh - y), rtol=1e-12)
-    assert to_host(value[1]).shape == ()  # reductions: a 0-d array of the caller's kind
+        act = mk.gelu(fake(x))
+        out, mean, var, x_hat = mk.batch_norm(fake(x), fake(np.ones(8)), fake(np.zeros(8)))
+    for made in (value, grad, act, out, x_hat):
+        assert any(made is m for m in module.made), type(made)
+    assert len(module.made) > 5  # the partials of the reductions too
+    assert value.host.shape == () and value.host == pytest.approx(np.mean((y - yh) ** 2))
+    np.testing.assert_allclose(grad.host, 2 * (yh - y), rtol=1e-12)
+    np.testing.assert_allclose(act.host, mk.gelu(x), rtol=1e-12)
+    np.testing.assert_allclose(out.host, mk.batch_norm(x, np.ones(8), np.zeros(8))[0], atol=1e-12)
+    # the statistics are views of a scratch array: wrapped by the caller's library
+    assert mean[0] == "wrapped" and var[0] == "wrapped"
+    np.testing.assert_allclose(to_host(mean[1]), x.mean(axis=0), rtol=1e-12)
     if kind == "torch":
-        assert all(call[1] == {"device": "cuda:0"} for call in module.calls)
-    assert len(module.calls) == 2
+        assert all(kwargs == {"device": "cuda:0"} for _, kwargs in module.wrapped)
+
+
+@pytest.mark.parametrize(
+    ("stream", "kind"),
+    [(None, "default"), (1, "legacy"), (2, "per_thread"), (0x7F00BEEF, "external")],
+)
+def test_the_stream_named_by_the_interface_is_chosen(stream, kind):
+    pytest.importorskip("numba.cuda")
+    from mlkernels._core import gpu
+
+    iface = {"shape": (1,), "typestr": "<f8", "data": (0, False), "version": 3}
+    if stream is not None:
+        iface["stream"] = stream
+    assert gpu.stream_choice(iface) == (kind, stream or 0)
+
+
+def test_streams_are_numbas_objects_for_them_and_inputs_are_not_synchronised(monkeypatch):
+    """Off the simulator: the stream objects numba is asked for, and ``as_cuda_array``
+    with ``sync=False`` (the host never waits for the producer's stream)."""
+    pytest.importorskip("numba.cuda")
+    from mlkernels._core import gpu
+
+    asked = []
+    fake_cuda = types.SimpleNamespace(
+        legacy_default_stream=lambda: "legacy stream",
+        per_thread_default_stream=lambda: "per-thread stream",
+        external_stream=lambda ptr: ("external stream", ptr),
+        as_cuda_array=lambda x, sync=True: asked.append(sync) or "view",
+    )
+    monkeypatch.setattr(gpu, "cuda", fake_cuda)
+    monkeypatch.setattr(gpu, "simulator", lambda: False)
+    assert gpu.stream_object("legacy", 1) == "legacy stream"
+    assert gpu.stream_object("per_thread", 2) == "per-thread stream"
+    assert gpu.stream_object("external", 1234) == ("external stream", 1234)
+    assert gpu.as_device_array(FakeCudaArray(np.zeros(2))) == "view" and asked == [False]
+    caller = gpu.caller_of(FakeStreamArray(np.zeros(2), 1234))
+    assert caller.stream == ("external stream", 1234) and caller.library == "numba"
+    assert gpu.caller_of(FakeCudaArray(np.zeros(2))).stream == 0  # no stream named
+
+
+@needs_simulator
+@pytest.mark.parametrize("named", [0x7F00BEEF, None])
+def test_every_launch_of_a_call_goes_on_the_callers_stream(monkeypatch, named):
+    """Kernels (and copies) are queued on the stream the first input names, so they run
+    after the producer's writes with no host synchronisation; none named: numba's
+    default stream (0)."""
+    from numba.cuda.simulator import kernel as sim_kernel
+
+    from mlkernels._core import gpu
+
+    monkeypatch.setattr(gpu, "stream_object", lambda kind, ptr: f"stream {ptr:#x}")
+    launches = []
+    original = sim_kernel.FakeCUDAKernel.__getitem__
+
+    def record(self, configuration):
+        launches.append(configuration[2] if len(configuration) > 2 else "no stream given")
+        return original(self, configuration)
+
+    monkeypatch.setattr(sim_kernel.FakeCUDAKernel, "__getitem__", record)
+    rng = np.random.default_rng(1)
+    y, yh, x = rng.standard_normal(40), rng.standard_normal(40), rng.standard_normal((4, 8))
+    with mk.launch_config(threads=32, blocks=2):
+        value = mk.huber(FakeStreamArray(y, named), FakeStreamArray(yh, named), 0.5)
+        soft = mk.softmax(FakeStreamArray(x, named))
+        norm = mk.layer_norm_grad(*(FakeStreamArray(a, named) for a in (x, np.ones(8), x)))
+        strided = mk.relu(FakeStreamArray(x[:, ::2], named))  # a copy on the device first
+    want = f"stream {named:#x}" if named else 0
+    assert launches and set(launches) == {want}
+    launches.clear()
+    module, tensor = _fake_library(monkeypatch, "torch")
+    with mk.launch_config(threads=32, blocks=2):
+        got = mk.softmax(tensor(x))  # PyTorch names no stream: its current one is used
+    assert set(launches) == {"stream 0x7f00cafe"} and module.streams == ["cuda:0"]
+    np.testing.assert_allclose(got.host, mk.softmax(x), rtol=1e-12)
+    assert to_host(value) == pytest.approx(mk.huber(y, yh, 0.5), rel=1e-12)
+    np.testing.assert_allclose(to_host(soft), mk.softmax(x), rtol=1e-12)
+    np.testing.assert_allclose(
+        to_host(norm[0]), mk.layer_norm_grad(x, np.ones(8), x)[0], atol=1e-12
+    )
+    np.testing.assert_allclose(to_host(strided), np.maximum(x[:, ::2], 0))
 
 
 @needs_simulator

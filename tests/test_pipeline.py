@@ -210,3 +210,78 @@ def test_generated_sources_are_shown_in_tracebacks():
     kernel = cpu.map(_moments, 1, 2, False, False)
     code = kernel.parallel.py_func.__code__
     assert "def map_kernel(x0, params, o0, o1):" in "".join(linecache.getlines(code.co_filename))
+
+
+def _quick_calls(spec, args, dtype):
+    """The common host calls of a formula: (label, function, keywords), ``out=`` fresh."""
+    f = getattr(mk, spec.name)
+    seed = {"seed": 5} if "seed" in spec.signature.parameters else {}
+    calls = [("value", f, seed)]
+    if spec.returns == "loss":
+        shape = _out_shape(spec, args)
+        calls += [
+            ("grad", f.grad, {}),
+            ("value_and_grad", f.value_and_grad, {"reduction": "sum"}),
+            ("sum", f, {"reduction": "sum"}),
+        ]
+        if spec.real_arrays:  # (nll checks its targets after its kernel: never into out=)
+            calls.append(("grad out", f.grad, {"out": lambda: np.empty(shape, dtype)}))
+    elif spec.has_out:
+        calls.append(("out", f, {**seed, "out": lambda: np.empty(args[0].shape, dtype)}))
+    return calls
+
+
+def _same(got, want) -> bool:
+    if isinstance(want, tuple):
+        return len(got) == len(want) and all(map(_same, got, want))
+    return type(got) is type(want) and np.array_equal(got, want, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(FORMULAS))
+def test_the_common_host_call_is_quick_and_gives_the_general_result(monkeypatch, name, dtype):
+    """Host arrays of one float dtype, hyper-parameters left to their defaults or by
+    keyword, ``out=``: every formula's quick call (``Formula.quick``) takes it, builds no
+    ``Job`` of the general path, and gives what the general path gives, to the bit, with
+    the caller's ``out=`` object returned."""
+    from mlkernels._core import pipeline
+
+    spec = FORMULAS[name]
+    args = _args(name, dtype)
+    calls = _quick_calls(spec, args, dtype)
+
+    def keywords(kw):
+        return {k: v() if callable(v) else v for k, v in kw.items()}
+
+    want = [pipeline.call(fn.spec, args, keywords(kw)) for _, fn, kw in calls]
+
+    def general(*a, **k):
+        raise AssertionError("the general path ran")
+
+    monkeypatch.setattr(pipeline.Job, "__init__", general)
+    for (label, fn, kw), expected in zip(calls, want, strict=True):
+        kw = keywords(kw)
+        got = fn(*args, **kw)
+        assert _same(got, expected), label
+        if "out" in kw:
+            assert (got[1] if isinstance(got, tuple) else got) is kw["out"], label
+
+
+def test_what_the_quick_call_does_not_take_goes_the_general_way():
+    """Integer labels, a strided input, an ``out=`` that partly overlaps an input, an
+    error: the general path takes them (and gives the same result or the same error)."""
+    rng = np.random.default_rng(4)
+    y, p = rng.standard_normal(40), rng.standard_normal(40)
+    want = np.mean((y - p) ** 2)
+    assert mk.mse(y.astype(np.int64), p) == pytest.approx(np.mean((y.astype(np.int64) - p) ** 2))
+    assert mk.mse(np.repeat(y, 2)[::2], p) == pytest.approx(want, rel=1e-14)
+    buf = np.concatenate([p, [0.0]])
+    got = mk.mse_grad(y, buf[:40], out=buf[1:])  # overlaps its input shifted by one
+    np.testing.assert_allclose(got, 2 * (p - y) / 40, rtol=1e-14)
+    with pytest.raises(ValueError, match="delta must be >= 0"):
+        mk.huber(y, p, -1.0)
+    with pytest.raises(ValueError, match="targets must lie in"):
+        mk.nll(np.log(np.full((4, 3), 1 / 3)), np.array([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        mk.mse(y, p, reduction="avg")
+    assert mk.dropout(y, 0.5, False) is y  # the shortcut: training=False is x itself

@@ -14,9 +14,13 @@ Imported only when a device array is seen: ``import mlkernels`` never imports nu
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import ctypes
 import functools
 import math
+import sys
+from collections.abc import Iterator
 
 import numpy as np
 from numba import float64
@@ -37,12 +41,149 @@ MAX_BLOCKS = 4096  # grid cap: enough to fill an H200 (132 SMs x 2048 threads) f
 
 
 def as_device_array(x):
-    """A Numba device array viewing ``x`` (no copy): Numba, CuPy, PyTorch CUDA, ..."""
+    """A Numba device array viewing ``x`` (no copy): Numba, CuPy, PyTorch CUDA, ...
+
+    ``sync=False``: the host does not wait for the stream the array names; the kernels
+    are queued on that stream instead (:func:`following`), after the producer's work."""
     if getattr(x, "__cuda_ndarray__", False):
         return x
     if simulator():
         return _simulated_view(x)
-    return cuda.as_cuda_array(x)
+    return cuda.as_cuda_array(x, sync=False)
+
+
+# --------------------------------------------------------------------------------------
+# The caller's stream and memory pool
+# --------------------------------------------------------------------------------------
+
+
+class Caller:
+    """Where a call's GPU work goes: the caller's stream and the library whose memory pool
+    its results and scratch buffers come from (``library``: "cupy", "torch" or "numba"),
+    with the arrays allocated there (each numba view -> the library's array, which is
+    what the caller gets back)."""
+
+    __slots__ = ("stream", "library", "device", "owners")
+
+    def __init__(self, stream: object, library: str, device: object = None) -> None:
+        self.stream, self.library, self.device = stream, library, device
+        self.owners: dict[int, tuple] = {}
+
+
+_CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
+    "mlkernels_gpu_caller", default=None
+)
+
+
+def stream_choice(iface: dict) -> tuple[str, int]:
+    """The stream a ``__cuda_array_interface__`` (version 3) names, as ``(kind, pointer)``:
+    "default" when it names none (numba's default stream: no ordering is asked for),
+    "legacy" (1) and "per_thread" (2), the two default streams, else "external" (a
+    ``cudaStream_t`` of the producer's: a PyTorch side stream, a CuPy stream)."""
+    ptr = iface.get("stream")
+    if ptr is None:
+        return "default", 0
+    if ptr == 1:
+        return "legacy", 1
+    if ptr == 2:
+        return "per_thread", 2
+    return "external", int(ptr)
+
+
+def library_of(x: object) -> str:
+    """The library that made an array: "cupy", "torch", or "numba" for anything else."""
+    module = type(x).__module__.split(".")[0]
+    return module if module in ("cupy", "torch") else "numba"
+
+
+def caller_of(x: object) -> Caller:
+    """The :class:`Caller` of a call whose first array is ``x``."""
+    if getattr(x, "__cuda_ndarray__", False):  # a numba (or simulator) device array
+        return Caller(getattr(x, "stream", 0) or 0, "numba")
+    iface, library = x.__cuda_array_interface__, library_of(x)
+    if library == "torch" and "stream" not in iface:
+        # PyTorch exports version 2 of the interface, which names no stream: its producer's
+        # stream is the current one (cuda_stream 0 is the legacy default stream)
+        current = sys.modules["torch"].cuda.current_stream(x.device).cuda_stream
+        iface = {**iface, "stream": current or 1}
+    kind, ptr = stream_choice(iface)
+    device = getattr(x, "device", None) if library == "torch" else None
+    return Caller(0 if kind == "default" else stream_object(kind, ptr), library, device)
+
+
+def stream_object(kind: str, ptr: int) -> object:
+    """numba's stream for a :func:`stream_choice` (0 under the simulator, which runs every
+    launch at once and has no external streams)."""
+    if simulator():
+        return 0
+    if kind == "legacy":
+        return cuda.legacy_default_stream()
+    if kind == "per_thread":
+        return cuda.per_thread_default_stream()
+    return cuda.external_stream(ptr)
+
+
+@contextlib.contextmanager
+def following(x: object) -> Iterator[Caller]:
+    """Inside the block, kernels launch on the stream of the caller's array ``x`` and
+    buffers come from its library (see :class:`Caller`)."""
+    token = _CALLER.set(caller_of(x))
+    try:
+        yield _CALLER.get()
+    finally:
+        _CALLER.reset(token)
+
+
+def stream() -> object:
+    """The stream the current call launches on (0: numba's default stream)."""
+    caller = _CALLER.get()
+    return 0 if caller is None else caller.stream
+
+
+def device_array(shape, dtype):
+    """An uninitialised device array from the caller's memory pool: ``cupy.empty`` for
+    CuPy callers, ``torch.empty`` for PyTorch's, numba's allocator otherwise."""
+    caller, dtype = _CALLER.get(), np.dtype(dtype)
+    if caller is None or caller.library == "numba":
+        return cuda.device_array(shape, dtype, stream=stream())
+    if caller.library == "cupy":
+        made = sys.modules["cupy"].empty(shape, dtype)
+    else:
+        torch = sys.modules["torch"]
+        made = torch.empty(shape, dtype=_TORCH_DTYPES[dtype.char](torch), device=caller.device)
+    view = as_device_array(made)
+    caller.owners[id(view)] = (view, made)
+    return view
+
+
+_TORCH_DTYPES = {
+    "f": lambda torch: torch.float32,
+    "d": lambda torch: torch.float64,
+    "l": lambda torch: torch.int64,
+    "q": lambda torch: torch.int64,
+    "i": lambda torch: torch.int32,
+}
+
+
+def to_device(host: np.ndarray):
+    """A device copy of a host array, on the caller's stream and from its pool."""
+    dst = device_array(host.shape, host.dtype)
+    if host.size:
+        dst.copy_to_device(host, stream=stream())
+    return dst
+
+
+def copy(src, dst) -> None:
+    """``dst[...] = src`` for two device arrays of one shape (C-contiguous), on the stream."""
+    dst.copy_to_device(src, stream=stream())
+
+
+def owned(result):
+    """The caller's library's array behind a result that :func:`device_array` made, or
+    None (a view made otherwise: the caller's library wraps it)."""
+    caller = _CALLER.get()
+    hit = None if caller is None else caller.owners.get(id(result))
+    return hit[1] if hit is not None and hit[0] is result else None
 
 
 def _simulated_view(x):
@@ -72,20 +213,20 @@ def is_c_contiguous(x) -> bool:
 
 
 def empty(shape, dtype):
-    return cuda.device_array(shape, dtype)
+    return device_array(shape, dtype)
 
 
 def zeros(shape, dtype):
-    return cuda.to_device(np.zeros(shape, dtype))
+    return to_device(np.zeros(shape, dtype))
 
 
 def flat(x, dtype):
     """A C-contiguous 1-D device array of ``x`` in ``dtype`` (copied on the device if needed)."""
     if np.dtype(x.dtype) != dtype or not x.is_c_contiguous():
-        dst = cuda.device_array(x.shape, dtype)
+        dst = device_array(x.shape, dtype)
         if x.size:
             threads, blocks = _shape(x.size)
-            _COPY[x.ndim][blocks, threads](x, dst)
+            _COPY[x.ndim][blocks, threads, stream()](x, dst)
         x = dst
     return x.reshape(x.size)
 
@@ -605,12 +746,12 @@ def run_map(f, ins, params, outs, widen=False, counter=False):
     n = ins[0].size
     if n:
         threads, blocks = _shape(n)
-        map(f, len(ins), len(outs), widen, counter)[blocks, threads](*ins, params, *outs)
+        map(f, len(ins), len(outs), widen, counter)[blocks, threads, stream()](*ins, params, *outs)
 
 
 def _partials(n, k, want_total, acc):
     threads, blocks = _shape(n)
-    partials = cuda.device_array((blocks, k), np.dtype(acc)) if want_total else None
+    partials = device_array((blocks, k), np.dtype(acc)) if want_total else None
     return threads, blocks, partials
 
 
@@ -619,11 +760,11 @@ def run_reduce(f, ins, params, grad_scale, outs, k, want_total, acc="float64"):
     threads, blocks, partials = _partials(ins[0].size, k, want_total, acc)
     shared = threads * 8 if want_total else 0
     kernel = reduce(f, len(ins), k, len(outs), acc)
-    kernel[blocks, threads, 0, shared](*ins, params, grad_scale, *outs, partials)
+    kernel[blocks, threads, stream(), shared](*ins, params, grad_scale, *outs, partials)
     if partials is None:
         return None
-    total = cuda.device_array(k, np.dtype(acc))
-    combine(None, acc)[1, threads, 0, threads * 8](partials, 1.0, total, None, None)
+    total = device_array(k, np.dtype(acc))
+    combine(None, acc)[1, threads, stream(), threads * 8](partials, 1.0, total, None, None)
     return total
 
 
@@ -631,7 +772,7 @@ def run_classes(pattern, term, a, b, params, grad_scale, out, gout, want_total):
     """Returns the per-block partials (blocks, 1), finished by :func:`finish`."""
     threads, blocks, partials = _partials(b.shape[0] * b.shape[2], 1, want_total, "float64")
     kernel = classes_dense(term) if pattern == "classes_dense" else classes_index(term)
-    kernel[blocks, threads, 0, threads * 8](a, b, params, grad_scale, out, gout, partials)
+    kernel[blocks, threads, stream(), threads * 8](a, b, params, grad_scale, out, gout, partials)
     return partials
 
 
@@ -639,17 +780,17 @@ def finish(total, scale, final, dtype):
     """Finalise a loss's total (k = 1) on the device: a 0-d array (no synchronisation)."""
     partials = total.reshape(total.shape[0], -1) if total.ndim == 2 else total.reshape(1, 1)
     threads, _ = _shape(partials.shape[0])
-    out = cuda.device_array((), dtype)
-    dfac = cuda.device_array(1, np.float64)
-    summed = cuda.device_array(1, np.float64)
-    combine(final)[1, threads, 0, threads * 8](partials, scale, summed, out, dfac)
+    out = device_array((), dtype)
+    dfac = device_array(1, np.float64)
+    summed = device_array(1, np.float64)
+    combine(final)[1, threads, stream(), threads * 8](partials, scale, summed, out, dfac)
     return out, dfac
 
 
 def rescale(gout, dfac):
     g = gout.reshape(gout.size)
     threads, blocks = _shape(g.size)
-    _rescale[blocks, threads](g, dfac)
+    _rescale[blocks, threads, stream()](g, dfac)
 
 
 def run_rows(op, ins, feats, params, out, stats):
@@ -658,7 +799,7 @@ def run_rows(op, ins, feats, params, out, stats):
     blocks = blocks or max(1, min(ins[0].shape[0], MAX_BLOCKS * 2))
     if ins[0].size:
         kernel = rows(op, len(ins), len(feats))
-        kernel[blocks, threads, 0, op.k * threads * 8](*ins, *feats, params, out, stats)
+        kernel[blocks, threads, stream(), op.k * threads * 8](*ins, *feats, params, out, stats)
 
 
 def col_chunks(n: int, c: int, k: int) -> int:
@@ -672,16 +813,18 @@ def run_cols(op, ins, feats, params, outs):
     output is asked); returns the statistics (left on the device)."""
     n, c = ins[0].shape
     chunks = col_chunks(n, c, op.k)
-    parts = cuda.device_array((chunks, op.k, c), np.float64)
-    acc = cuda.device_array((op.k, c), np.float64)
+    parts = device_array((chunks, op.k, c), np.float64)
+    acc = device_array((op.k, c), np.float64)
     if c:
         threads, blocks = _shape(chunks * c)
-        cols_push(op, len(ins))[blocks, threads](*ins, params, parts)
+        cols_push(op, len(ins))[blocks, threads, stream()](*ins, params, parts)
         threads, blocks = _shape(c)
-        cols_merge(op)[blocks, threads](n, params, parts, acc)
+        cols_merge(op)[blocks, threads, stream()](n, params, parts, acc)
     if any(o is not None for o in outs) and ins[0].size:
         threads, blocks = _shape(ins[0].size)
-        cols_emit(op, len(ins), len(feats))[blocks, threads](*ins, *feats, acc, params, *outs)
+        cols_emit(op, len(ins), len(feats))[blocks, threads, stream()](
+            *ins, *feats, acc, params, *outs
+        )
     return acc
 
 
@@ -722,22 +865,22 @@ def run_foreach(f, groups, params, n_write, k):
     (k,) total on the device, or None."""
     from mlkernels._core.cpu import foreach_chunks
 
-    ref = cuda.device_array(0, np.dtype(groups[0][0].dtype))
+    ref = device_array(0, np.dtype(groups[0][0].dtype))
     table = np.array([[pointers.address(a) for a in g] for g in groups], np.int64)
     chunks = foreach_chunks([g[0].size for g in groups])
     if not chunks.shape[0]:
-        return cuda.to_device(np.zeros(k)) if k else None
+        return to_device(np.zeros(k)) if k else None
     threads, blocks = launch_shape()
     threads = threads or THREADS
     blocks = blocks or max(1, min(chunks.shape[0], MAX_BLOCKS))
-    partials = cuda.device_array((blocks, k), np.float64) if k else None
+    partials = device_array((blocks, k), np.float64) if k else None
     kernel = foreach(f, table.shape[1], n_write, k)
-    table_d, chunks_d = cuda.to_device(table), cuda.to_device(chunks)
-    kernel[blocks, threads, 0, threads * 8](chunks_d, table_d, ref, params, partials)
+    table_d, chunks_d = to_device(table), to_device(chunks)
+    kernel[blocks, threads, stream(), threads * 8](chunks_d, table_d, ref, params, partials)
     if not k:
         return None
-    total = cuda.device_array(k, np.float64)
-    combine(None)[1, threads, 0, threads * 8](partials, 1.0, total, None, None)
+    total = device_array(k, np.float64)
+    combine(None)[1, threads, stream(), threads * 8](partials, 1.0, total, None, None)
     return total
 
 
@@ -747,7 +890,7 @@ def run_pairwise(op, a, b, params, out):
     tiles = -(-a.shape[0] // side) * -(-b.shape[0] // side)
     if out.size:
         blocks = blocks or max(1, min(tiles, MAX_BLOCKS))
-        pairwise(op, side)[blocks, side * side](a, b, params, out)
+        pairwise(op, side)[blocks, side * side, stream()](a, b, params, out)
 
 
 def run_by_label(x, labels, n_labels):
@@ -755,15 +898,15 @@ def run_by_label(x, labels, n_labels):
 
     n, d = x.shape
     chunks = label_chunks(n, n_labels, d)
-    parts = cuda.device_array((chunks, n_labels, d), np.float64)
-    cparts = cuda.device_array((chunks, n_labels), np.int64)
-    sums = cuda.device_array((n_labels, d), np.float64)
-    counts = cuda.device_array(n_labels, np.int64)
+    parts = device_array((chunks, n_labels, d), np.float64)
+    cparts = device_array((chunks, n_labels), np.int64)
+    sums = device_array((n_labels, d), np.float64)
+    counts = device_array(n_labels, np.int64)
     if d and n_labels:
         threads, blocks = _shape(chunks * d)
-        _by_label_push[blocks, threads](x, labels, parts, cparts)
+        _by_label_push[blocks, threads, stream()](x, labels, parts, cparts)
         threads, blocks = _shape(n_labels * d)
-        _by_label_merge[blocks, threads](parts, cparts, sums, counts)
+        _by_label_merge[blocks, threads, stream()](parts, cparts, sums, counts)
     return sums, counts
 
 
@@ -826,17 +969,17 @@ def cumsum(x):
     """Running sums of a 1-D device array: chunk sums, their exclusive scan, then each
     chunk's running sum from its offset (float64 throughout; deterministic)."""
     x = flat(x, np.dtype(x.dtype))
-    out = cuda.device_array(x.size, np.dtype(x.dtype))
+    out = device_array(x.size, np.dtype(x.dtype))
     if not x.size:
         return out
     chunks = min(SCAN_CHUNKS, x.size)
     size = -(-x.size // chunks)
     chunks = -(-x.size // size)
-    sums = cuda.device_array(chunks, np.float64)
+    sums = device_array(chunks, np.float64)
     threads, blocks = _shape(chunks)
-    _chunk_sums[blocks, threads](x, size, sums)
+    _chunk_sums[blocks, threads, stream()](x, size, sums)
     _scan_sums[1, 1](sums)
-    _chunk_scan[blocks, threads](x, size, sums, out)
+    _chunk_scan[blocks, threads, stream()](x, size, sums, out)
     return out
 
 
@@ -875,17 +1018,17 @@ def argsort(x):
     x = flat(x, np.dtype(x.dtype))
     n = x.size
     if not n:
-        return cuda.device_array(0, np.int64)
+        return device_array(0, np.int64)
     size = 1 << (n - 1).bit_length()
-    keys = cuda.device_array(size, np.float64)
-    idx = cuda.device_array(size, np.int64)
+    keys = device_array(size, np.float64)
+    idx = device_array(size, np.int64)
     threads, blocks = _shape(size)
-    _pad_keys[blocks, threads](x, keys, idx)
+    _pad_keys[blocks, threads, stream()](x, keys, idx)
     k = 2
     while k <= size:
         j = k // 2
         while j:
-            _bitonic_step[blocks, threads](keys, idx, j, k)
+            _bitonic_step[blocks, threads, stream()](keys, idx, j, k)
             j //= 2
         k *= 2
     return idx[:n]
@@ -916,9 +1059,9 @@ def _chol_column(a, low, j):
 def cholesky(a):
     """Lower Cholesky factor, a column at a time (its diagonal, then the column below)."""
     n = a.shape[0]
-    low = cuda.device_array((n, n), np.dtype(a.dtype))
+    low = device_array((n, n), np.dtype(a.dtype))
     threads, blocks = _shape(n)
     for j in range(n):
         _chol_diag[1, 1](a, low, j)
-        _chol_column[blocks, threads](a, low, j)
+        _chol_column[blocks, threads, stream()](a, low, j)
     return low

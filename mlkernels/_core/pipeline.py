@@ -5,9 +5,13 @@ hyper-parameters (:meth:`Formula.validate`), the dtypes and the shapes, all BEFO
 kernel runs -> place the arrays on their device -> allocate the results (or check the
 caller's ``out=``, and work in a scratch array when it overlaps an input the kernel
 cannot alias) -> launch (the formula's template, ``templates.py``) -> return the caller's
-kind of array (its ``out=`` object itself when given). The common host call (positional
-NumPy float arrays of one dtype, :func:`host_call`) takes the same steps in fewer Python
-operations: nothing to place or convert, and a map's or a sum's kernel called at once.
+kind of array (its ``out=`` object itself when given).
+
+The common host call (positional C-contiguous NumPy float arrays of one dtype) is first
+offered to the formula's quick call (``template.quick``, read by :func:`quick_parser`):
+the same checks and the same kernels in as few Python operations as it takes, one numba
+dispatch for most formulas; anything it does not take (another device or dtype, an
+overlapping ``out=``, a bad argument) comes here, which gives the errors.
 
 * Device: arrays exposing ``__cuda_array_interface__`` (CuPy, PyTorch CUDA, Numba device
   arrays) and the CUDA simulator's device arrays run on the GPU, with no host copy;
@@ -24,6 +28,7 @@ The GPU backend (``gpu``) is imported only when a device array is seen, so
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -123,7 +128,12 @@ def check_out(backend: ModuleType, out: Any, shape: tuple, dtype: np.dtype) -> A
 
 
 def wrap(result: Any, like: Any) -> Any:
-    """Return a device result as the same kind of array as ``like`` (CuPy, torch, Numba)."""
+    """Return a device result as the same kind of array as ``like`` (CuPy, torch, Numba):
+    the caller's library's own array when the result was allocated there (``gpu.owned``),
+    else a view of it in that library."""
+    mine = gpu_backend().owned(result)
+    if mine is not None:
+        return mine
     module = type(like).__module__.split(".")[0]
     if module == "cupy":
         return sys.modules["cupy"].asarray(result)
@@ -156,7 +166,7 @@ class Job:
         named = {n: arguments[n] for n in roles}
         self.like = first = arguments[next(iter(roles))]  # results come back as its kind
         host = type(first) is np.ndarray and first.dtype.char in "fd" and first.dtype.isnative
-        if host and spec.n_arrays == len(roles):  # (class indices are never float arrays)
+        if host and spec.real_arrays:
             dt = first.dtype
             for a in named.values():  # the common case: C-contiguous host floats of one
                 if type(a) is not np.ndarray or a.dtype is not dt or not a.flags.c_contiguous:
@@ -172,12 +182,14 @@ class Job:
                 check_labels({name: a}, "iub" if roles[name] == "index" else "fiub")
 
     @classmethod
-    def host(cls, spec: Any, arrays: tuple, params: tuple, out: Any, arguments: dict) -> Job:
-        """The job of a :func:`host_call`: its arrays already checked, nothing to place."""
+    def host(cls, spec: Any, arrays: dict, params: tuple, out: Any, arguments: dict) -> Job:
+        """The job of a quick call (:func:`quick_parser`): its arrays already checked,
+        nothing to place."""
         job = cls.__new__(cls)
         job.spec, job.params, job.backend, job.out, job._outs = spec, params, _cpu, out, None
-        job.arrays = dict(zip(spec.arrays, arrays, strict=True))
-        job.like, job.dtype = arrays[0], arrays[0].dtype
+        job.arrays = arrays
+        job.like = first = next(iter(arrays.values()))
+        job.dtype = first.dtype
         job.arguments = arguments  # the keyword arguments over the defaults
         return job
 
@@ -210,7 +222,7 @@ class Job:
             if self.backend.is_host:
                 res[...] = work
             else:
-                copy_device(work, res)
+                self.backend.copy(work, res)
         self._outs = None
 
     def give(self, result: Any) -> Any:
@@ -234,54 +246,98 @@ class Job:
         return wrap(r, self.like)
 
 
-def copy_device(src: Any, dst: Any) -> None:
-    """``dst[...] = src`` for two device arrays of one shape (C-contiguous)."""
-    dst.copy_to_device(src)
+# NumPy's native dtypes (singletons: compared with ``is``)
+_F32, _F64, _I64 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64)
 
 
-_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)  # NumPy's native float dtypes
+def quick_parser(spec: Any) -> Callable[[tuple, dict], tuple | None] | None:
+    """The argument reader of a formula's quick call (see ``Formula.quick``), or None when
+    the formula has none (its arrays do not lead the signature, or the first holds class
+    indices).
 
-
-def host_call(spec: Any, args: tuple, kwargs: dict) -> tuple | None:
-    """The common call, in few steps: arrays by position, hyper-parameters by position or
-    keyword-only (``reduction=``, ``seed=``) or left to their defaults, ``out=``; every
-    array argument a C-contiguous NumPy float32 or float64 array of one dtype. Returns
-    ``(arrays, params, out, arguments)`` (the hyper-parameters validated; ``arguments``
-    the keyword ones over the defaults), or None: the general path takes the call (and
-    gives its errors)."""
+    ``parse(args, kwargs)`` accepts the common host call: the arrays by position, each a
+    C-contiguous NumPy float32 or float64 array of one dtype (class indices: int64);
+    hyper-parameters by position or keyword-only (``reduction=``, ``seed=``) or left to
+    their defaults; ``out=``. It returns ``(params, out, arguments)`` (the
+    hyper-parameters validated; ``arguments`` the keyword ones over the defaults, never to
+    be changed), or None: the general path takes the call (and gives its errors). No dict
+    is built and nothing validated twice for a call that passes no hyper-parameter: the
+    defaults' parameters are kept, unless a validator draws something (dropout's
+    ``seed=None``). A shortcut (``Formula.shortcut``) is decided by the hyper-parameters,
+    never taken at their defaults: it is looked for only when some are passed."""
     n = spec.n_arrays
-    if len(args) < n or (kwargs and not spec.host_keywords.issuperset(kwargs)):
+    roles = list(spec.arrays.values())
+    if n > len(roles) or roles[0] == "index":
         return None
-    dt = getattr(args[0], "dtype", None)
-    if dt is not _F64 and dt is not _F32:
-        return None
-    for a in args[:n]:
-        if type(a) is not np.ndarray or a.dtype is not dt or not a.flags.c_contiguous:
+    index = tuple(role == "index" for role in roles)  # class indices: int64 arrays
+    defaults, keywords, validate = spec.defaults, spec.host_keywords, spec.validate_positional
+    pure = all(
+        getattr(check, "__module__", "").startswith("mlkernels._core")
+        for check in spec.hyper.values()
+    )  # the framework's validators (Real, reduction) draw nothing
+    fixed = spec.validate(defaults) if pure else None
+    shortcut = spec.shortcut
+
+    def parse(args: tuple, kwargs: dict) -> tuple | None:
+        if len(args) < n:
             return None
-    if not kwargs:
-        if len(args) == n and spec.no_hyper:
-            return args[:n], (0.0,), None, spec.defaults
-        params = spec.validate_positional(args[n:], spec.defaults)
-        return None if params is None else (args[:n], params, None, spec.defaults)
-    arguments = {**spec.defaults, **kwargs}
-    params = spec.validate_positional(args[n:], arguments)
-    return None if params is None else (args[:n], params, arguments["out"], arguments)
+        x = args[0]
+        if type(x) is not np.ndarray:
+            return None
+        dt = x.dtype
+        if (dt is not _F64 and dt is not _F32) or not x.flags.c_contiguous:
+            return None
+        for k in range(1, n):
+            a = args[k]
+            if type(a) is not np.ndarray or not a.flags.c_contiguous:
+                return None
+            if a.dtype is not (_I64 if index[k] else dt):
+                return None
+        if shortcut is not None and (kwargs or len(args) > n):
+            if shortcut(spec.bind(args, kwargs)) is not None:
+                return None  # dropout(x, training=False): the general path gives x
+        if not kwargs:
+            if len(args) == n and fixed is not None:
+                return fixed, None, defaults
+            params = validate(args[n:], defaults)
+            return None if params is None else (params, None, defaults)
+        if not keywords.issuperset(kwargs):
+            return None
+        arguments = {**defaults, **kwargs}
+        params = validate(args[n:], arguments)
+        return None if params is None else (params, arguments["out"], arguments)
+
+    parse.fixed = fixed  # the parameters of a call that passes no hyper-parameter, if fixed
+    return parse
+
+
+def quick_generic(spec: Any, parse: Callable) -> Callable[[tuple, dict], Any]:
+    """A quick call for a template without one of its own: the parsed call through
+    ``template.run``, with nothing to place or convert."""
+    run = spec.template.run
+    names = tuple(spec.arrays)
+
+    def quick(args: tuple, kwargs: dict) -> Any:
+        parsed = parse(args, kwargs)
+        if parsed is None:
+            return None
+        params, out, arguments = parsed
+        arrays = dict(zip(names, args[: len(names)], strict=True))
+        return run(Job.host(spec, arrays, params, out, arguments))
+
+    return quick
 
 
 def call(spec: Any, args: tuple, kwargs: dict) -> Any:
     """Run one call of a public formula through the pipeline (see the module docstring)."""
-    arguments = None
+    arguments = spec.bind(args, kwargs)
     if spec.shortcut is not None:  # e.g. dropout(x, training=False) is x: no kernel, no check
-        arguments = spec.bind(args, kwargs)
         done = spec.shortcut(arguments)
         if done is not None:
             return done
-    host = host_call(spec, args, kwargs)
-    if host is not None:
-        done = spec.template.fast(spec, *host)
-        if done is not None:
-            return done
-    if arguments is None:
-        arguments = spec.bind(args, kwargs)
     params = spec.validate(arguments)
-    return spec.template.run(Job(spec, arguments, params))
+    job = Job(spec, arguments, params)
+    if job.backend.is_host:
+        return spec.template.run(job)
+    with job.backend.following(job.like):  # the caller's stream and memory pool
+        return spec.template.run(job)

@@ -143,12 +143,16 @@ class Formula:
 
     @functools.cached_property
     def n_arrays(self) -> int:
-        """How many positional parameters lead with the arrays: what ``pipeline.host_call``
-        reads (never for a formula that takes class indices, which are not float arrays,
-        or whose arrays do not come first)."""
+        """How many positional parameters lead with the arrays: what ``pipeline.quick_parser``
+        reads (never for a formula whose arrays do not come first)."""
         names = list(self.signature.parameters)
         first = names[: len(self.arrays)] == list(self.arrays)
-        return len(self.arrays) if first and "index" not in self.arrays.values() else 1 << 30
+        return len(self.arrays) if first else 1 << 30
+
+    @functools.cached_property
+    def real_arrays(self) -> bool:
+        """Whether every array argument holds reals (none holds class indices)."""
+        return "index" not in self.arrays.values()
 
     @functools.cached_property
     def defaults(self) -> dict[str, Any]:
@@ -159,12 +163,21 @@ class Formula:
         """:meth:`validate` of a call whose first hyper-parameters come by position
         (``values``) and the others from ``named`` (its keywords over the defaults); None
         when there are more positional values than it takes."""
-        if len(values) > len(self._binding[0]) - len(self.arrays):
+        checks, n_positional = self._checks
+        if len(values) > n_positional:
             return None
-        checked = {}
-        for k, (name, check) in enumerate(self.hyper.items()):
-            checked[name] = check(name, values[k] if k < len(values) else named[name])
-        return self.params(**checked) or (0.0,)
+        checked = [
+            check(name, values[k] if k < len(values) else named[name])
+            for k, (name, check) in enumerate(checks)
+        ]
+        if self.params is _floats:
+            return tuple(checked) or (0.0,)
+        return self.params(**dict(zip(self.hyper, checked, strict=True))) or (0.0,)
+
+    @functools.cached_property
+    def _checks(self) -> tuple[tuple, int]:
+        """The hyper-parameters' (name, validator) pairs and how many may come by position."""
+        return tuple(self.hyper.items()), len(self._binding[0]) - len(self.arrays)
 
     @functools.cached_property
     def host_keywords(self) -> frozenset:
@@ -174,6 +187,18 @@ class Formula:
         kw_only = {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
         return frozenset(kw_only & ({"out"} | set(self.hyper)))
 
+    def quick(self) -> Callable[[tuple, dict], Any]:
+        """The formula's quick call: ``quick(args, kwargs)`` gives the result of the common
+        host call (``pipeline.quick_parser``), in as few steps as the template can take
+        (its ``quick``, else ``pipeline.quick_generic``), or None for ``pipeline.call``."""
+        from mlkernels._core.pipeline import quick_generic, quick_parser
+
+        parse = quick_parser(self)
+        if parse is None:
+            return _no_quick
+        own = getattr(self.template, "quick", None)
+        return (own and own(self, parse)) or quick_generic(self, parse)
+
     def validate(self, arguments: dict[str, Any]) -> tuple:
         """The hyper-parameters checked (before any kernel) and turned into the kernels'
         float64 parameter tuple (never empty: numba needs a type)."""
@@ -181,6 +206,10 @@ class Formula:
             return (0.0,)
         values = {name: check(name, arguments[name]) for name, check in self.hyper.items()}
         return self.params(**values) or (0.0,)
+
+
+def _no_quick(args: tuple, kwargs: dict) -> None:
+    return None
 
 
 def formula(template: Any, **fields: Any) -> Callable[[Callable], Callable]:
@@ -257,8 +286,14 @@ def public(spec: Formula, stub: Callable) -> Callable:
     signature and docstring."""
     from mlkernels._core.pipeline import call
 
+    quick = None
+
     def api(*args, **kwargs):
-        return call(spec, args, kwargs)
+        nonlocal quick
+        if quick is None:  # built at the first call: it creates the formula's kernels
+            quick = spec.quick()
+        done = quick(args, kwargs)
+        return call(spec, args, kwargs) if done is None else done
 
     functools.update_wrapper(api, stub)
     api.__signature__ = spec.signature

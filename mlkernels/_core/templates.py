@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mlkernels._core import cpu
+from mlkernels._core import threads as _threads
 from mlkernels._core.pipeline import Job, same_shape
 from mlkernels._core.scalar import identity
 
@@ -62,11 +63,23 @@ def _features(named: dict[str, Any], shape: tuple, what: str) -> None:
             )
 
 
-def _run_host(
-    template: Any, spec: Any, arrays: tuple, params: tuple, out: Any, arguments: dict
-) -> Any:
-    """A template's run of a ``pipeline.host_call``: the same code, without placing."""
-    return template.run(Job.host(spec, arrays, params, out, arguments))
+def _quick_out(out: Any, shape: tuple, dt: np.dtype, inputs: tuple, same_ok: bool) -> bool:
+    """Whether a quick call may write the caller's ``out=`` directly: a writeable
+    C-contiguous NumPy array of the result's shape and dtype that overlaps no input (or
+    only IS one, for a template that may alias, ``same_ok``). Anything else goes to the
+    general path, which checks it, gives the error or works in a scratch array."""
+    if type(out) is not np.ndarray or out.dtype is not dt or out.shape != shape:
+        return False
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        return False
+    for a in inputs:
+        if (a is not out or not same_ok) and np.may_share_memory(out, a):
+            return False
+    return True
+
+
+def _flat(x: np.ndarray) -> np.ndarray:
+    return x if x.ndim == 1 else x.reshape(-1)
 
 
 def _split(job: Job) -> tuple[list[str], list[str]]:
@@ -105,23 +118,59 @@ class Map:
     ) -> None:
         self.f, self.output, self.inputs, self.results = f, output, inputs, results
         self.counter, self.widen = counter, widen
-        self._kernel = None  # the CPU kernel, once looked up
 
-    def fast(self, spec: Any, arrays: tuple, params: tuple, out: Any, arguments: dict) -> Any:
-        """A host call: the kernel straight away (a small call's time is mostly Python's)."""
-        if out is not None:
-            return _run_host(self, spec, arrays, params, out, arguments)
-        x = arrays[0]
-        for a in arrays[1:]:
-            if a.shape != x.shape:
+    def quick(self, spec: Any, parse: Callable) -> Callable:
+        """The host call in few steps: one allocation (or the caller's ``out=``), one
+        kernel dispatch (a small call's time is mostly Python's). ``f(x)`` alone, the
+        activations' usual call, takes the fewest: no keyword, nothing to parse."""
+        kernel = cpu.map(self.f, self.inputs, self.results, self.widen, self.counter)
+        n, first, threads = self.inputs, self.output == 0, _threads
+        fixed = parse.fixed if n == 1 and spec.shortcut is None else None
+        f64, f32 = np.dtype(np.float64), np.dtype(np.float32)
+
+        def quick(args: tuple, kwargs: dict) -> Any:
+            if fixed is not None and len(args) == 1 and not kwargs:  # f(x)
+                x = args[0]
+                if type(x) is np.ndarray and x.flags.c_contiguous:
+                    dt = x.dtype
+                    if dt is f64 or dt is f32:
+                        res = np.empty(x.shape, dt)
+                        small = x.size < threads.PARALLEL_MIN
+                        run = kernel.serial if small else kernel.parallel
+                        if x.ndim == 1:
+                            run(x, fixed, res, None) if first else run(x, fixed, None, res)
+                        else:
+                            flat, o = x.reshape(-1), res.reshape(-1)
+                            run(flat, fixed, o, None) if first else run(flat, fixed, None, o)
+                        return res
                 return None
-        res = np.empty(x.shape, x.dtype)
-        outs = [None] * self.results
-        outs[self.output] = res.reshape(-1)
-        if self._kernel is None:
-            self._kernel = cpu.map(self.f, self.inputs, self.results, self.widen, self.counter)
-        self._kernel(x.size, *[a.reshape(-1) for a in arrays], params, *outs)
-        return res
+            parsed = parse(args, kwargs)
+            if parsed is None:
+                return None
+            params, out, _ = parsed
+            x = args[0]
+            shape, dt = x.shape, x.dtype
+            ins = args[:n]
+            for a in ins[1:]:
+                if a.shape != shape:
+                    return None
+            if out is None:
+                res = np.empty(shape, dt)
+            elif _quick_out(out, shape, dt, ins, True):
+                res = out
+            else:
+                return None
+            run = kernel.serial if x.size < threads.PARALLEL_MIN else kernel.parallel
+            if x.ndim != 1:
+                ins = tuple(a.reshape(-1) for a in ins)
+            o = _flat(res)
+            if first:
+                run(*ins, params, o, None)
+            else:
+                run(*ins, params, None, o)
+            return res
+
+        return quick
 
     def run(self, job: Job) -> Any:
         backend, dtype = job.backend, job.dtype
@@ -148,15 +197,21 @@ class Sum:
     def __init__(self, f: Callable) -> None:
         self.f = f
 
-    def fast(self, spec: Any, arrays: tuple, params: tuple, out: Any, arguments: dict) -> Any:
-        """A host call: the kernel straight away."""
-        (w,) = arrays
-        if not w.size:
-            return None
-        total = cpu.run_reduce(
-            self.f, [w.reshape(-1)], params, w.dtype.type(1), [None, None], 1, True
-        )
-        return w.dtype.type(total[0])
+    def quick(self, spec: Any, parse: Callable) -> Callable:
+        """The host call in few steps: one kernel dispatch."""
+        kernel, threads = cpu.reduce(self.f, 1, 1, 2, "float64"), _threads
+
+        def quick(args: tuple, kwargs: dict) -> Any:
+            parsed = parse(args, kwargs)
+            if parsed is None or not args[0].size:
+                return None
+            w = args[0]
+            total = np.zeros(1)
+            run = kernel.serial if w.size < threads.PARALLEL_MIN else kernel.parallel
+            run(_flat(w), parsed[0], w.dtype.type(1), None, None, total)
+            return w.dtype.type(total[0])
+
+        return quick
 
     def run(self, job: Job) -> Any:
         backend, dtype = job.backend, job.dtype
@@ -189,7 +244,6 @@ class Loss:
     """
 
     returns = "loss"
-    fast = _run_host
     alias_safe = False
     inputs = 2
 
@@ -209,6 +263,78 @@ class Loss:
 
     def params(self, reduction: str, **hyper: float) -> tuple:
         return (*hyper.values(), *self.constants)
+
+    def quick(self, spec: Any, parse: Callable) -> Callable:
+        """A reduced loss (its value, gradient or both) in few steps: one kernel dispatch,
+        the gradient into a new array or the caller's ``out=``. Classes along axis 1 are
+        read from (n, C) arrays; ``reduction="none"`` takes the general path."""
+        names = list(spec.signature.parameters)
+        ia, ib = (names.index(n) for n in self.kernel)  # the gradient has b's shape
+        kernel, final, want = cpu.reduce(self.term, 2, 1, 2, "float64"), self.final, spec.want
+        plain, threads, pattern = final is identity, _threads, self.pattern
+        if pattern == "classes_index":
+            kernel = cpu.classes_index(self.term)
+
+        def quick(args: tuple, kwargs: dict) -> Any:
+            parsed = parse(args, kwargs)
+            if parsed is None:
+                return None
+            params, out, arguments = parsed
+            reduction = arguments["reduction"]
+            a, b = args[ia], args[ib]
+            size = b.size
+            if not size or (reduction != "mean" and reduction != "sum"):
+                return None
+            if pattern == "elementwise":
+                if a.shape != b.shape:
+                    return None
+                n = size
+            elif b.ndim != 2 or a.shape != (b.shape if pattern == "classes_dense" else b.shape[:1]):
+                return None
+            else:
+                n = b.shape[0]  # samples: classes along axis 1 are summed
+            dt = b.dtype
+            if want == "value":
+                if out is not None:
+                    return None
+                g = None
+            elif out is None:
+                g = np.empty(b.shape, dt)
+            elif pattern != "classes_index" and _quick_out(out, b.shape, dt, (a, b), False):
+                g = out  # (an index loss checks its targets after the kernel: not in out=)
+            else:
+                return None
+            run = kernel.serial if size < threads.PARALLEL_MIN else kernel.parallel
+            scale = 1.0 / n if reduction == "mean" else 1.0
+            total = np.zeros(1)
+            if pattern == "classes_index":
+                c = b.shape[1]
+                run(
+                    a.reshape(n, 1),
+                    b.reshape(n, c, 1),
+                    params,
+                    dt.type(scale),
+                    None,
+                    None if g is None else g.reshape(n, c, 1),
+                    total,
+                )
+                if total[0] != total[0] and (a.min() < -c or a.max() >= c):
+                    return None  # a target out of range: the general path says so
+            else:
+                if a.ndim != 1:
+                    a, b = a.reshape(-1), b.reshape(-1)
+                gf = None if g is None else _flat(g)
+                if want == "grad" and plain:
+                    run(a, b, params, dt.type(scale), None, gf, None)
+                    return g
+                run(a, b, params, dt.type(scale), None, gf, total)
+            value, d = final(total[0] * scale)
+            if g is not None and not plain:
+                cpu.rescale(g, d)
+            value = dt.type(value)
+            return value if want == "value" else g if want == "grad" else (value, g)
+
+        return quick
 
     def prepare(self, job: Job) -> tuple:
         """The kernel's two arrays (flat, or (n, C, R) and the label), the shape of the
@@ -386,11 +512,49 @@ class Rows:
     its last axis."""
 
     returns = "array"
-    fast = _run_host
     alias_safe = False  # softmax keeps its exponentials in out= and reads the inputs after
 
     def __init__(self, op: RowOp, *, inputs: int = 1) -> None:
         self.op, self.inputs = op, inputs
+
+    def quick(self, spec: Any, parse: Callable) -> Callable:
+        """The host call in few steps: one allocation (or ``out=``), one kernel dispatch."""
+        data, feats = [], []
+        for k, role in enumerate(spec.arrays.values()):
+            (feats if role == "feature" else data).append(k)
+        kernel, threads = cpu.rows(self.op, len(data), len(feats)), _threads
+
+        def quick(args: tuple, kwargs: dict) -> Any:
+            parsed = parse(args, kwargs)
+            if parsed is None:
+                return None
+            params, out, _ = parsed
+            x = args[0]
+            shape, dt = x.shape, x.dtype
+            if not x.ndim or not x.size:
+                return None
+            c = shape[-1]
+            ins = [args[k] for k in data]
+            ws = [args[k] for k in feats]
+            for a in ins[1:]:
+                if a.shape != shape:
+                    return None
+            for w in ws:
+                if w.shape != (c,):
+                    return None
+            if out is None:
+                res = np.empty(shape, dt)
+            elif _quick_out(out, shape, dt, (*ins, *ws), False):
+                res = out
+            else:
+                return None
+            run = kernel.serial if x.size < threads.PARALLEL_MIN else kernel.parallel
+            if x.ndim != 2:
+                ins = [a.reshape(-1, c) for a in ins]
+            run(*ins, *ws, params, res.reshape(-1, c), None)
+            return res
+
+        return quick
 
     def launch(self, job: Job, stats: bool = False) -> tuple:
         backend = job.backend
@@ -415,12 +579,57 @@ class Cols:
     like the features in the data's dtype. An empty batch is an error when ``batch``.
     """
 
-    fast = _run_host
     alias_safe = False
 
     def __init__(self, op: ColOp, gives: tuple, *, inputs: int = 1, batch: bool = False) -> None:
         self.op, self.gives, self.inputs, self.batch = op, gives, inputs, batch
         self.returns = "array" if len(gives) == 1 else "tuple"
+
+    def quick(self, spec: Any, parse: Callable) -> Callable:
+        """The host call on a 2-D array in few steps: the statistics' and the outputs'
+        kernels straight away."""
+        data, feats = [], []
+        for k, role in enumerate(spec.arrays.values()):
+            (feats if role == "feature" else data).append(k)
+        op, gives, threads = self.op, self.gives, _threads
+        reduce = cpu.cols_reduce(op, len(data))
+        emit = cpu.cols_emit(op, len(data), len(feats))
+        asked = [any(g == ("out", q) for g in gives) for q in range(op.outputs)]
+
+        def quick(args: tuple, kwargs: dict) -> Any:
+            parsed = parse(args, kwargs)
+            if parsed is None:
+                return None
+            params, out, _ = parsed
+            x = args[0]
+            shape, dt = x.shape, x.dtype
+            if x.ndim != 2 or not shape[0]:
+                return None
+            n, c = shape
+            ins = [args[k] for k in data]
+            ws = [args[k] for k in feats]
+            for a in ins[1:]:
+                if a.shape != shape:
+                    return None
+            for w in ws:
+                if w.shape != (c,):
+                    return None
+            outs = [np.empty(shape, dt) if a else None for a in asked]
+            if out is not None:
+                if not _quick_out(out, shape, dt, (*ins, *ws), False):
+                    return None
+                outs[0] = out
+            chunks = cpu.col_chunks(n, c, op.k)
+            parts, acc = np.empty((chunks, op.k, c)), np.empty((op.k, c))
+            small = x.size < threads.PARALLEL_MIN
+            (reduce.serial if small else reduce.parallel)(*ins, params, parts, acc)
+            (emit.serial if small else emit.parallel)(*ins, *ws, acc, params, *outs)
+            given = tuple(
+                outs[q] if kind == "out" else acc[q].astype(dt, copy=False) for kind, q in gives
+            )
+            return given[0] if len(given) == 1 else given
+
+        return quick
 
     def run(self, job: Job) -> Any:
         backend, dtype = job.backend, job.dtype
@@ -453,7 +662,6 @@ class RowsThenCols:
     (mean, rstd)). Returns ``(rows result, *column statistics)``."""
 
     returns = "tuple"
-    fast = _run_host
     alias_safe = False
 
     def __init__(self, rows: RowOp, cols: ColOp, *, inputs: int) -> None:
