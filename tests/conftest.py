@@ -8,6 +8,7 @@ Fixtures:
   ``to_host(x)`` move test data; ``sizes(device)`` gives the sizes to test.
 * ``cases``, ``scalar_result``, ``array_result``: shared parametrisation and result checks.
 * ``spy_on_kinds``: which compilation (serial or parallel) of a CPU kernel calls run.
+* ``REPORT``: lines a test leaves for the end of the session (the ptxas table).
 * Under the simulator every GPU test runs with 2 blocks of 32 threads, so several blocks
   and the grid-stride loop are covered by tiny arrays.
 """
@@ -23,6 +24,17 @@ import mlkernels as mk  # noqa: E402
 
 SIMULATOR = os.environ["NUMBA_ENABLE_CUDASIM"] not in ("", "0")
 GPU = SIMULATOR or mk.cuda_available()
+
+#: Lines printed at the end of the test session (``pytest_terminal_summary``).
+REPORT: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if REPORT:
+        terminalreporter.write_sep("-", "report")
+        for line in REPORT:
+            terminalreporter.write_line(line)
+
 
 CPU_SIZES = (1, 2, 31, 32, 33, 1000, 1009)
 GPU_SIZES = (1, 2, 33, 131) if SIMULATOR else CPU_SIZES + (1 << 20,)

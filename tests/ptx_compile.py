@@ -6,11 +6,24 @@ compile for a real GPU. ``cuda.compile_ptx`` type-checks and compiles through NV
 that call; with no GPU, ``get_current_device`` is replaced by a stub of compute
 capability 9.0 (an H100/H200).
 
+With ``--ptxas``, each kernel's PTX is also assembled for sm_90 by ``ptxas -v`` (from the
+``nvidia-cuda-nvcc`` wheel of the test extra, which matches NVVM's PTX version, else the
+one on PATH), and a line per kernel gives its registers, shared memory, stack frame and
+spills: "asm  <kernel> | <registers> | <smem> | <stack> | <spill stores> | <spill loads>".
+A kernel fails when it spills, uses a stack frame (local memory), or needs more
+registers x threads than an SM has (65536) at the default launch shape.
+
 Prints one line per kernel and "compiled N kernels" at the end; exits 1 on any failure.
 """
 
 import os
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
 
@@ -140,20 +153,105 @@ def kernels():
     yield "reduce combine", _gpu.combine(None), (arr(f64, 2), f64, arr(f64, 1), none, none)
 
 
+REGISTERS_PER_SM = 65536  # 32-bit registers of an sm_90 multiprocessor (and per block)
+
+
+def ptxas_path() -> str | None:
+    """``ptxas`` of the ``nvidia-cuda-nvcc`` wheel (its PTX version matches NVVM's), else
+    the one on PATH."""
+    try:
+        import nvidia.cu13
+
+        wheel = Path(next(iter(nvidia.cu13.__path__))) / "bin" / "ptxas"
+        if wheel.exists():
+            return str(wheel)
+    except ImportError:
+        pass
+    return shutil.which("ptxas")
+
+
+def assemble(ptxas: str, ptx: str) -> dict:
+    """``ptxas -arch=sm_90 -v`` of one kernel's PTX: registers, smem, stack, spills."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "kernel.ptx"
+        src.write_text(ptx)
+        run = subprocess.run(
+            [ptxas, f"-arch=sm_{CC[0]}{CC[1]}", "-v", str(src), "-o", str(Path(tmp) / "k.cubin")],
+            capture_output=True,
+            text=True,
+        )
+    if run.returncode:
+        raise RuntimeError(run.stderr.strip().splitlines()[-1] if run.stderr else "ptxas failed")
+    text = run.stderr + run.stdout
+
+    def num(pattern: str) -> int:
+        found = re.findall(pattern, text)
+        return max((int(v) for v in found), default=0)
+
+    return {
+        "registers": num(r"Used (\d+) registers"),
+        "smem": num(r"(\d+) bytes smem"),
+        "stack": num(r"(\d+) bytes stack frame"),
+        "spill_stores": num(r"(\d+) bytes spill stores"),
+        "spill_loads": num(r"(\d+) bytes spill loads"),
+    }
+
+
+def problems(usage: dict) -> list[str]:
+    """Why an assembled kernel is not acceptable (empty: it is)."""
+    found = []
+    if usage["spill_stores"] or usage["spill_loads"]:
+        found.append("spills registers")
+    if usage["stack"]:
+        found.append(f"uses a {usage['stack']}-byte stack frame (local memory)")
+    if usage["registers"] * _gpu.THREADS > REGISTERS_PER_SM:
+        found.append(
+            f"{usage['registers']} registers x {_gpu.THREADS} threads > {REGISTERS_PER_SM}"
+        )
+    return found
+
+
 def main() -> int:
+    ptxas = ptxas_path() if "--ptxas" in sys.argv else None
+    if "--ptxas" in sys.argv and ptxas is None:
+        print("FAIL ptxas: not found (install the test extra: nvidia-cuda-nvcc)")
+        return 1
     failures = 0
     count = 0
+    compiled = []
     for name, kernel, sig in kernels():
         try:
             ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=CC)
             assert ".entry" in ptx
             count += 1
             print(f"ok   {name}")
+            compiled.append((name, ptx))
         except Exception as exc:
             failures += 1
             print(f"FAIL {name}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     print(f"compiled {count} kernels, {failures} failed")
+    if ptxas is not None:
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            usages = list(pool.map(lambda item: _assembled(ptxas, *item), compiled))
+        for name, usage in usages:
+            if isinstance(usage, str):
+                failures += 1
+                print(f"FAIL asm {name}: {usage}")
+                continue
+            cells = " | ".join(str(usage[k]) for k in ("registers", "smem", "stack"))
+            print(f"asm  {name} | {cells} | {usage['spill_stores']} | {usage['spill_loads']}")
+            for why in problems(usage):
+                failures += 1
+                print(f"FAIL asm {name}: {why}")
+        print(f"assembled {len(usages)} kernels with {ptxas}")
     return 1 if failures else 0
+
+
+def _assembled(ptxas: str, name: str, ptx: str) -> tuple[str, dict | str]:
+    try:
+        return name, assemble(ptxas, ptx)
+    except Exception as exc:  # reported as a failure of that kernel
+        return name, f"{type(exc).__name__}: {exc}"
 
 
 if __name__ == "__main__":
