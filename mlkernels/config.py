@@ -99,6 +99,7 @@ def precompile(
     progress: bool = True,
     *,
     sizes: Iterable[int] | None = None,
+    workers: int | None = None,
 ) -> list[str]:
     """Compile (or load from the disk cache) every kernel of ``names`` ahead of time.
 
@@ -109,6 +110,11 @@ def precompile(
     CPU each kernel exists twice, for calls below and from ``MLKERNELS_PARALLEL_MIN``
     elements: ``sizes`` (element counts the calls will have) compiles only the ones those
     sizes run; by default both. Returns the names compiled.
+
+    ``workers``: processes that compile at once (default: one per CPU). They fill the
+    disk cache (safe to share: each kernel has its own files and lock), then this process
+    loads every kernel from it. One worker, the GPU, or no disk cache: everything is
+    compiled here.
     """
     from mlkernels._bench import registry as _registry
     from mlkernels._core import threads as _threads
@@ -121,11 +127,54 @@ def precompile(
     if sizes is not None:
         small = [n < _threads.PARALLEL_MIN for n in sizes]
         kinds = ("serial",) * any(small) + ("parallel",) * (not all(small))
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     from tqdm.auto import tqdm
 
+    spread = workers > 1 and device == "cpu" and bool(kinds) and len(entries) > 1
+    spread = spread and _jit.cache_dir() is not None
+    if spread:
+        _compile_in_workers([e.name for e in entries], dtypes, kinds, workers, progress)
     done = []
-    for entry in tqdm(entries, desc="mlkernels precompile", disable=not progress, unit="fn"):
+    desc = "mlkernels load" if spread else "mlkernels precompile"
+    for entry in tqdm(entries, desc=desc, disable=not progress, unit="fn"):
         for dtype in dtypes:
             entry.warm(dtype, device, kinds)
         done.append(entry.name)
     return done
+
+
+#: Formulas whose kernels take longest to compile (several templates each): started first.
+_SLOW_TO_COMPILE = frozenset({"layer_norm_grad", "batch_norm", "batch_norm_grad", "cce", "nll"})
+
+
+def _compile_in_workers(
+    names: list[str], dtypes: list[np.dtype], kinds: tuple, workers: int, progress: bool
+) -> None:
+    """Compile the CPU kernels of ``names`` into the disk cache in ``workers`` processes
+    (started fresh, "spawn": nothing of this process's threads is inherited), a formula
+    per task, the slowest first."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    order = sorted(names, key=lambda n: n not in _SLOW_TO_COMPILE)  # stable: table order
+    dts = [d.str for d in dtypes]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(names)), mp_context=context) as pool:
+        futures = [pool.submit(_compile_one, name, dts, kinds) for name in order]
+        with tqdm(total=len(futures), desc="mlkernels compile", disable=not progress) as bar:
+            for future in as_completed(futures):
+                future.result()  # a worker's error is this call's
+                bar.update()
+
+
+def _compile_one(name: str, dtypes: list[str], kinds: tuple) -> str:
+    """A worker's task: compile (and so cache) every CPU kernel of one formula."""
+    from mlkernels._bench import registry as _registry
+
+    for dtype in dtypes:
+        _registry.ENTRIES[name].warm(np.dtype(dtype), "cpu", kinds)
+    return name

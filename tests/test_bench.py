@@ -106,6 +106,7 @@ def test_main_job_runs_a_family(capsys):
     out = capsys.readouterr().out
     assert status == 0, out
     assert "batch_norm_grad" in out and "(100, 30)" in out and "mse" not in out
+    assert "n=1,000" in out  # the small calls' column
 
 
 def test_main_job_only_and_family_must_meet(capsys):
@@ -117,6 +118,30 @@ def test_precompile_new_names():
     assert mk.precompile(names, dtypes=("float32",), progress=False) == names
     with pytest.raises(ValueError, match="unknown"):
         mk.precompile(["no_such_formula"], progress=False)
+
+
+def test_precompile_in_worker_processes_fills_the_disk_cache(tmp_path):
+    """Workers compile into an empty cache; the calling process then only loads (its
+    own compilations would add index entries of this process's: there are none)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import mlkernels as mk, os\n"
+        "names = ['mse', 'gelu', 'softmax', 'l1_grad']\n"
+        "assert mk.precompile(names, dtypes=('float64',), progress=False, workers=2) == names\n"
+        "from mlkernels._core import jit\n"
+        "print(jit.cache_dir())\n"
+    )
+    env = {**os.environ, "MLKERNELS_CACHE_DIR": str(tmp_path), "NUMBA_ENABLE_CUDASIM": "0"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    # index files are named <factory>_<source digest>.<factory>.locals.<kernel>-...
+    made = {p.name.split(".")[0].rsplit("_", 1)[0] for p in tmp_path.rglob("*.nbi")}
+    assert {"make_map", "make_reduce", "make_rows"} <= made
+    with pytest.raises(ValueError, match="workers"):
+        mk.precompile(["mse"], progress=False, workers=0)
 
 
 def test_precompile_compiles_the_kernels_the_sizes_run(monkeypatch):
