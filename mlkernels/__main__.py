@@ -144,7 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for device in devices:  # compiles every kernel once, or loads it from the disk cache
         mlkernels.precompile(
-            names, dtypes=(args.dtype,), device=device, progress=progress, sizes=[args.n]
+            names,
+            dtypes=(args.dtype,),
+            device=device,
+            progress=progress,
+            sizes=[args.n, _bench.SMALL_N] if device == "cpu" else [args.n],
         )
     report = _bench.run(
         names,
@@ -155,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress=progress,
         probes=probes,
         cols=args.cols,
+        small=True,
     )
     print()
     print(_bench.format_table(report))

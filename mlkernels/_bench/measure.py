@@ -37,6 +37,10 @@ CACHE_BYTES = 64 << 20
 #: Once a call has spent this many seconds in a run's rounds, it sits out the rest (a slow
 #: NumPy formula on a large input would otherwise dominate the run's time).
 BUDGET_S = 3.0
+
+#: The small calls of a training loop on a batch (the main job's "n=1000" column), and
+#: how they are timed: the best of ``SMALL_REPEAT`` rounds of ``SMALL_NUMBER`` calls.
+SMALL_N, SMALL_COLS, SMALL_NUMBER, SMALL_REPEAT = 1000, 32, 200, 5
 #: The probe kinds: "read" for the reductions, "copy" (read + write) for the rest.
 PROBE_KINDS = ("read", "copy")
 
@@ -228,6 +232,7 @@ class Result:
     rel_err: float  # largest error of the checked calls against the NumPy formula
     probe: str = "read"  # the kind of bandwidth probe the % of bandwidth is of
     bandwidth: float = math.nan  # bytes/s of that probe in the same rounds (best)
+    small: float = math.nan  # speedup over NumPy of a call on SMALL_N elements (CPU)
 
     @property
     def n(self) -> int:
@@ -272,6 +277,29 @@ class Result:
 TIMED_CALLS = {"loss": ("value_and_grad", "value_and_grad_out"), "map": ("out",)}
 
 
+def small_call_speedup(
+    entry: _registry.Entry,
+    dtype: str,
+    n: int = SMALL_N,
+    number: int = SMALL_NUMBER,
+    repeat: int = SMALL_REPEAT,
+) -> float:
+    """NumPy formula time / mlkernels time of one call on ``n`` elements (rows of
+    ``SMALL_COLS``), host arrays: the best of ``repeat`` rounds of ``number`` calls each,
+    the two alternating. Where the Python around a kernel, not the kernel, takes the time."""
+    import timeit
+
+    args = entry.args(n, dtype, cols=min(SMALL_COLS, n))
+    f, ref = entry.function, entry.reference
+    f(*args)
+    ref(*args)
+    best = {"numpy": math.inf, "mlkernels": math.inf}
+    for _ in range(repeat):
+        best["numpy"] = min(best["numpy"], timeit.timeit(lambda: ref(*args), number=number))
+        best["mlkernels"] = min(best["mlkernels"], timeit.timeit(lambda: f(*args), number=number))
+    return best["numpy"] / best["mlkernels"]
+
+
 def measure(
     entry: _registry.Entry,
     host_args: tuple,
@@ -279,12 +307,14 @@ def measure(
     repeat: int = 5,
     probe: BandwidthProbe | None = None,
     budget_s: float = BUDGET_S,
+    small: bool = False,
 ) -> Result:
     """Check and time ``entry`` on ``host_args`` (moved to the GPU for ``device="cuda"``).
 
     ``probe`` (of the same device), if given, runs in every round too, unless the inputs
     are small enough to stay in the caches. A call that has spent ``budget_s`` seconds
-    sits out the remaining rounds.
+    sits out the remaining rounds. ``small``: time calls on ``SMALL_N`` elements too (the
+    CPU's :func:`small_call_speedup`).
     """
     if device == "cuda":
         from mlkernels._core.cuda import cuda
@@ -363,6 +393,7 @@ def measure(
         rel_err=max(errors),
         probe=probe_kind(entry),
         bandwidth=bw,
+        small=small_call_speedup(entry, dtype.name) if small and device == "cpu" else math.nan,
     )
 
 
@@ -400,6 +431,7 @@ def run(
     families: Iterable[str] | None = None,
     cols: int | None = None,
     budget_s: float = BUDGET_S,
+    small: bool = False,
 ) -> Report:
     """Measure every formula of ``names`` and ``families`` (default: all) on each device;
     see :class:`Report`.
@@ -427,7 +459,7 @@ def run(
             for device in devices:
                 bar.set_postfix_str(f"{entry.name} ({device})")
                 probe = probes[(device, probe_kind(entry))]
-                result = measure(entry, host_args, device, repeat, probe, budget_s)
+                result = measure(entry, host_args, device, repeat, probe, budget_s, small)
                 report.results.append(result)
                 bar.update()
             del host_args
@@ -488,6 +520,8 @@ def _table(report: Report, results: list[Result]) -> list[str]:
     ]
     if has_torch:
         columns.append(("vs torch", ">", lambda r: _x(r.torch_speedup)))
+    if any(math.isfinite(r.small) for r in results):
+        columns.append((f"n={SMALL_N:,}", ">", lambda r: _x(r.small)))
     columns += [
         ("GB/s", ">", lambda r: f"{r.gbps:.1f}"),
         ("% of bw", ">", lambda r: _pct(report.pct_of_bandwidth(r))),
@@ -535,6 +569,11 @@ def format_table(report: Report) -> str:
         "* calls log/exp/tanh",
         "vs numpy: NumPy formula (on the CPU) time / mlkernels time",
     ]
+    if any(math.isfinite(r.small) for r in results):
+        out.append(
+            f"n={SMALL_N:,}: the same on {SMALL_N:,} elements (rows of {SMALL_COLS} for the row "
+            f"functions), best of {SMALL_REPEAT} x {SMALL_NUMBER} calls: a training loop's batch"
+        )
     if any(math.isfinite(r.torch_s) for r in results):
         out.append(
             "vs torch: PyTorch (same device) time / mlkernels time; derivatives: PyTorch's "
