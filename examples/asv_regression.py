@@ -9,7 +9,7 @@ once (``asv machine --yes``), runs it, and says what the verdict means.
     python examples/asv_regression.py                            # HEAD~1 against HEAD
     python examples/asv_regression.py --base main --head HEAD -b SmallCalls
     python examples/asv_regression.py --bench "MainTables" --factor 1.3
-    python examples/asv_regression.py --smoke --bench "SmallCalls.time_mlkernels"  # CI's small run
+    python examples/asv_regression.py --smoke --quick -b SmallCalls.time_mlkernels  # CI's run
 
 Run it from the repository root of a git clone, with the ``bench`` extra installed
 (``pip install -e ".[bench]"``). ``--smoke`` sets ``MLKERNELS_ASV_SMOKE=1``: small data,
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--factor", type=float, default=1.2, help="slower by more: a regression")
     parser.add_argument("--machine", default="example", help="asv's name for this machine")
     parser.add_argument("--smoke", action="store_true", help="small data (CI)")
+    parser.add_argument("--quick", action="store_true", help="each benchmark once (no timing)")
     args = parser.parse_args(argv)
 
     if shutil.which("asv") is None:
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     command = ["asv", "continuous", "--factor", str(args.factor), "--machine", args.machine]
-    command += ["--show-stderr", "-b", args.bench, base, head]
+    command += ["--show-stderr", "-b", args.bench, *(["--quick"] * args.quick), base, head]
     print("$", " ".join(command), flush=True)
     status = subprocess.run(command, cwd=ROOT, env=env).returncode
     verdict = {

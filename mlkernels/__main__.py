@@ -142,14 +142,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{data}; best of {args.repeat} rounds")
     print(flush=True)
 
-    for device in devices:  # compiles every kernel once, or loads it from the disk cache
-        mlkernels.precompile(
-            names,
-            dtypes=(args.dtype,),
-            device=device,
-            progress=progress,
-            sizes=[args.n, _bench.SMALL_N] if device == "cpu" else [args.n],
-        )
+    for device in devices:  # compiles every kernel it times once, or loads it from the cache
+        timed = ("value", *(c for calls in _bench.TIMED_CALLS.values() for c in calls))
+        mlkernels.precompile(names, (args.dtype,), device, progress, sizes=[args.n], calls=timed)
+        if device == "cpu":  # the small calls' column: the serial kernels of the values
+            mlkernels.precompile(
+                names, (args.dtype,), device, progress, sizes=[_bench.SMALL_N], calls=["value"]
+            )
     report = _bench.run(
         names,
         args.n,

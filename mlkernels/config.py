@@ -99,6 +99,7 @@ def precompile(
     progress: bool = True,
     *,
     sizes: Iterable[int] | None = None,
+    calls: Iterable[str] | None = None,
     workers: int | None = None,
 ) -> list[str]:
     """Compile (or load from the disk cache) every kernel of ``names`` ahead of time.
@@ -109,7 +110,9 @@ def precompile(
     reduction; any other function plain and, where it takes one, with ``out=``. On the
     CPU each kernel exists twice, for calls below and from ``MLKERNELS_PARALLEL_MIN``
     elements: ``sizes`` (element counts the calls will have) compiles only the ones those
-    sizes run; by default both. Returns the names compiled.
+    sizes run; by default both. ``calls``: only these calls, by the registry's names
+    (``"value"``, ``"grad"``, ``"value_and_grad"``, ``"value_and_grad_out"``, ``"out"``;
+    default reductions). Returns the names compiled.
 
     ``workers``: processes that compile at once (default: one per CPU). They fill the
     disk cache (safe to share: each kernel has its own files and lock), then this process
@@ -127,6 +130,7 @@ def precompile(
     if sizes is not None:
         small = [n < _threads.PARALLEL_MIN for n in sizes]
         kinds = ("serial",) * any(small) + ("parallel",) * (not all(small))
+    calls = None if calls is None else tuple(calls)
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -135,12 +139,12 @@ def precompile(
     spread = workers > 1 and device == "cpu" and bool(kinds) and len(entries) > 1
     spread = spread and _jit.cache_dir() is not None
     if spread:
-        _compile_in_workers([e.name for e in entries], dtypes, kinds, workers, progress)
+        _compile_in_workers([e.name for e in entries], dtypes, kinds, calls, workers, progress)
     done = []
     desc = "mlkernels load" if spread else "mlkernels precompile"
     for entry in tqdm(entries, desc=desc, disable=not progress, unit="fn"):
         for dtype in dtypes:
-            entry.warm(dtype, device, kinds)
+            entry.warm(dtype, device, kinds, calls)
         done.append(entry.name)
     return done
 
@@ -150,7 +154,12 @@ _SLOW_TO_COMPILE = frozenset({"layer_norm_grad", "batch_norm", "batch_norm_grad"
 
 
 def _compile_in_workers(
-    names: list[str], dtypes: list[np.dtype], kinds: tuple, workers: int, progress: bool
+    names: list[str],
+    dtypes: list[np.dtype],
+    kinds: tuple,
+    calls: tuple | None,
+    workers: int,
+    progress: bool,
 ) -> None:
     """Compile the CPU kernels of ``names`` into the disk cache in ``workers`` processes
     (started fresh, "spawn": nothing of this process's threads is inherited), a formula
@@ -164,17 +173,17 @@ def _compile_in_workers(
     dts = [d.str for d in dtypes]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(min(workers, len(names)), mp_context=context) as pool:
-        futures = [pool.submit(_compile_one, name, dts, kinds) for name in order]
+        futures = [pool.submit(_compile_one, name, dts, kinds, calls) for name in order]
         with tqdm(total=len(futures), desc="mlkernels compile", disable=not progress) as bar:
             for future in as_completed(futures):
                 future.result()  # a worker's error is this call's
                 bar.update()
 
 
-def _compile_one(name: str, dtypes: list[str], kinds: tuple) -> str:
-    """A worker's task: compile (and so cache) every CPU kernel of one formula."""
+def _compile_one(name: str, dtypes: list[str], kinds: tuple, calls: tuple | None) -> str:
+    """A worker's task: compile (and so cache) the CPU kernels of one formula."""
     from mlkernels._bench import registry as _registry
 
     for dtype in dtypes:
-        _registry.ENTRIES[name].warm(np.dtype(dtype), "cpu", kinds)
+        _registry.ENTRIES[name].warm(np.dtype(dtype), "cpu", kinds, calls)
     return name

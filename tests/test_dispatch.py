@@ -250,3 +250,27 @@ def test_launch_config_validates_its_arguments():
     with pytest.raises(ValueError, match="blocks"):
         with mk.launch_config(blocks=0):
             pass
+
+
+@pytest.mark.skipif(SIMULATOR or not GPU, reason="needs a real GPU")
+def test_gpu_torch_tensors_written_on_a_side_stream_need_no_synchronize():
+    """On a real GPU: a tensor written on a PyTorch side stream, then an mlkernels call on
+    that stream, with no synchronisation in between, reads what was written."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch has no CUDA here")
+    x = np.random.default_rng(0).standard_normal(1 << 22)
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        t = torch.as_tensor(x, device="cuda")
+        for _ in range(50):  # long enough that an unordered launch would read early
+            t.mul_(1.01).add_(0.5)
+        got = mk.relu(t)
+        loss = mk.mse(t, torch.zeros_like(t))
+    side.synchronize()
+    want = x.copy()
+    for _ in range(50):
+        want = want * 1.01 + 0.5
+    assert isinstance(got, torch.Tensor)
+    np.testing.assert_allclose(got.cpu().numpy(), np.maximum(want, 0), rtol=1e-12)
+    assert float(loss) == pytest.approx(np.mean(want**2), rel=1e-10)

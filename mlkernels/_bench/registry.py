@@ -293,22 +293,28 @@ class Entry:
             sync = torch.cuda.synchronize
         return factory(*tensors), sync
 
-    def warm(self, dtype, device: str = "cpu", kinds=("serial", "parallel")) -> None:
+    def warm(self, dtype, device: str = "cpu", kinds=("serial", "parallel"), calls=None) -> None:
         """Run every call of the entry on tiny data (compiles or loads its kernels): on the
-        CPU once with each of ``kinds``, the serial and the parallel kernels."""
+        CPU once with each of ``kinds``, the serial and the parallel kernels. ``calls``:
+        only these of :meth:`calls` (default: every call, a loss's for every reduction)."""
         if device == "cpu":
             for kind in kinds:
                 with _threads.parallel_min(1 << 62 if kind == "serial" else 0):
-                    self._warm(dtype, device)
+                    self._warm(dtype, device, calls)
         else:
-            self._warm(dtype, device)
+            self._warm(dtype, device, calls)
 
-    def _warm(self, dtype, device: str) -> None:
+    def _warm(self, dtype, device: str, calls=None) -> None:
         args = self.args(2 * CLASSES, dtype, cols=5)
         if device == "cuda":
             from mlkernels._core.cuda import cuda
 
             args = tuple(cuda.to_device(a) for a in args)
+        if calls is not None:
+            for name, call in self.calls(args).items():
+                if name in calls:
+                    call()
+            return
         if self.kind == "loss":
             f = self.function
             for reduction in ("mean", "sum", "none"):
