@@ -14,7 +14,8 @@ once (``asv machine --yes``), runs it, and says what the verdict means.
 Run it from the repository root of a git clone, with the ``bench`` extra installed
 (``pip install -e ".[bench]"``). ``--smoke`` sets ``MLKERNELS_ASV_SMOKE=1``: small data,
 one size per suite, to prove the pipeline works rather than to time anything.
-Exit status: asv's (0: no regression beyond the factor, 1: a regression, 2: an error).
+Exit status: asv's (0: no regression beyond the factor; 1: a regression, or a commit that
+did not build or a benchmark that failed), 2 when this script cannot start asv.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     verdict = {
         0: f"no benchmark of {args.bench!r} got slower by more than {args.factor}x "
         f"from {base} to {head}",
-        1: f"REGRESSION: a benchmark got slower by more than {args.factor}x (table above)",
+        1: f"REGRESSION, or a build or benchmark that failed: see the table and the errors "
+        f"above (slower by more than {args.factor}x is a regression)",
     }.get(status, f"asv failed (exit status {status}): see its output above")
     print(verdict)
     print(f"the results stay in {ROOT / '.asv/results'}: asv compare {base} {head}")
