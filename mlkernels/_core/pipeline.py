@@ -275,7 +275,8 @@ def quick_parser(spec: Any) -> Callable[[tuple, dict], tuple | None] | None:
         getattr(check, "__module__", "").startswith("mlkernels._core")
         for check in spec.hyper.values()
     )  # the framework's validators (Real, reduction) draw nothing
-    fixed = spec.validate(defaults) if pure else None
+    fixed = spec.validate_positional((), defaults) if pure else None  # (None: one has no
+    # default)
     shortcut = spec.shortcut
 
     def parse(args: tuple, kwargs: dict) -> tuple | None:

@@ -162,10 +162,13 @@ class Formula:
     def validate_positional(self, values: tuple, named: dict[str, Any]) -> tuple | None:
         """:meth:`validate` of a call whose first hyper-parameters come by position
         (``values``) and the others from ``named`` (its keywords over the defaults); None
-        when there are more positional values than it takes."""
+        when there are more positional values than it takes, or one without a default is
+        missing."""
         checks, n_positional = self._checks
         if len(values) > n_positional:
             return None
+        if len(values) < len(checks) and not all(n in named for n, _ in checks[len(values) :]):
+            return None  # a required hyper-parameter is missing: bind's TypeError says so
         checked = [
             check(name, values[k] if k < len(values) else named[name])
             for k, (name, check) in enumerate(checks)
