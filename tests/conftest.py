@@ -8,6 +8,7 @@ Fixtures:
   ``to_host(x)`` move test data; ``sizes(device)`` gives the sizes to test.
 * ``cases``, ``scalar_result``, ``array_result``: shared parametrisation and result checks.
 * ``spy_on_kinds``: which compilation (serial or parallel) of a CPU kernel calls run.
+* hypothesis: the "ci" profile when ``CI`` is set (derandomized, no database).
 * ``REPORT``: lines a test leaves for the end of the session (the ptxas table).
 * Under the simulator every GPU test runs with 2 blocks of 32 threads, so several blocks
   and the grid-stride loop are covered by tiny arrays.
@@ -19,11 +20,17 @@ os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 import mlkernels as mk  # noqa: E402
 
 SIMULATOR = os.environ["NUMBA_ENABLE_CUDASIM"] not in ("", "0")
 GPU = SIMULATOR or mk.cuda_available()
+
+# CI (CI=true): hypothesis draws the same examples on every run (a failure reproduces from
+# the log, none comes and goes with the seed) and keeps no example database.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI", "") not in ("", "0", "false") else "default")
 
 #: Lines printed at the end of the test session (``pytest_terminal_summary``).
 REPORT: list[str] = []
