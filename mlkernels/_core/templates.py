@@ -82,6 +82,29 @@ def _flat(x: np.ndarray) -> np.ndarray:
     return x if x.ndim == 1 else x.reshape(-1)
 
 
+def _positions(spec: Any) -> tuple[list[int], list[int]]:
+    """Where a formula's data arrays and its per-feature arrays are among its arguments."""
+    data, feats = [], []
+    for k, role in enumerate(spec.arrays.values()):
+        (feats if role == "feature" else data).append(k)
+    return data, feats
+
+
+def _quick_arrays(args: tuple, data: list, feats: list, c: int) -> tuple | None:
+    """A quick call's data arrays (each of the first's shape) and per-feature arrays (each
+    (c,)), or None when a shape does not fit (the general path names it)."""
+    ins = [args[k] for k in data]
+    ws = [args[k] for k in feats]
+    shape = ins[0].shape
+    for a in ins[1:]:
+        if a.shape != shape:
+            return None
+    for w in ws:
+        if w.shape != (c,):
+            return None
+    return ins, ws
+
+
 def _split(job: Job) -> tuple[list[str], list[str]]:
     """The data arguments (read like the first) and the per-feature ones, in order."""
     data = [n for n, r in job.spec.arrays.items() if r != "feature" and n in job.arrays]
@@ -519,9 +542,7 @@ class Rows:
 
     def quick(self, spec: Any, parse: Callable) -> Callable:
         """The host call in few steps: one allocation (or ``out=``), one kernel dispatch."""
-        data, feats = [], []
-        for k, role in enumerate(spec.arrays.values()):
-            (feats if role == "feature" else data).append(k)
+        data, feats = _positions(spec)
         kernel, threads = cpu.rows(self.op, len(data), len(feats)), _threads
 
         def quick(args: tuple, kwargs: dict) -> Any:
@@ -534,14 +555,10 @@ class Rows:
             if not x.ndim or not x.size:
                 return None
             c = shape[-1]
-            ins = [args[k] for k in data]
-            ws = [args[k] for k in feats]
-            for a in ins[1:]:
-                if a.shape != shape:
-                    return None
-            for w in ws:
-                if w.shape != (c,):
-                    return None
+            arrays = _quick_arrays(args, data, feats, c)
+            if arrays is None:
+                return None
+            ins, ws = arrays
             if out is None:
                 res = np.empty(shape, dt)
             elif _quick_out(out, shape, dt, (*ins, *ws), False):
@@ -588,9 +605,7 @@ class Cols:
     def quick(self, spec: Any, parse: Callable) -> Callable:
         """The host call on a 2-D array in few steps: the statistics' and the outputs'
         kernels straight away."""
-        data, feats = [], []
-        for k, role in enumerate(spec.arrays.values()):
-            (feats if role == "feature" else data).append(k)
+        data, feats = _positions(spec)
         op, gives, threads = self.op, self.gives, _threads
         reduce = cpu.cols_reduce(op, len(data))
         emit = cpu.cols_emit(op, len(data), len(feats))
@@ -606,14 +621,10 @@ class Cols:
             if x.ndim != 2 or not shape[0]:
                 return None
             n, c = shape
-            ins = [args[k] for k in data]
-            ws = [args[k] for k in feats]
-            for a in ins[1:]:
-                if a.shape != shape:
-                    return None
-            for w in ws:
-                if w.shape != (c,):
-                    return None
+            arrays = _quick_arrays(args, data, feats, c)
+            if arrays is None:
+                return None
+            ins, ws = arrays
             outs = [np.empty(shape, dt) if a else None for a in asked]
             if out is not None:
                 if not _quick_out(out, shape, dt, (*ins, *ws), False):
