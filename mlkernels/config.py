@@ -111,8 +111,9 @@ def precompile(
     CPU each kernel exists twice, for calls below and from ``MLKERNELS_PARALLEL_MIN``
     elements: ``sizes`` (element counts the calls will have) compiles only the ones those
     sizes run; by default both. ``calls``: only these calls, by the registry's names
-    (``"value"``, ``"grad"``, ``"value_and_grad"``, ``"value_and_grad_out"``, ``"out"``;
-    default reductions). Returns the names compiled.
+    (``"value"``, ``"grad"``, ``"value_and_grad"``, ``"value_and_grad_out"``, ``"out"``,
+    with their default reduction; default: every call, a loss's for every reduction).
+    Returns the names compiled.
 
     ``workers``: processes that compile at once (default: one per CPU). They fill the
     disk cache (safe to share: each kernel has its own files and lock), then this process
