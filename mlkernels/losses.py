@@ -29,6 +29,7 @@ from mlkernels._core import vmath as vm
 from mlkernels._core.scalar import clip, identity, inside, pos, sign, sqrt_final
 from mlkernels._core.spec import NONNEGATIVE, Formula, Real, declare, public
 from mlkernels._core.templates import Loss, reduction
+from mlkernels._core.vmath import like
 
 __all__ = [
     "LOSSES",
@@ -51,9 +52,10 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------
 # Scalar terms: (value, d value / d prediction). Written once, inlined into every kernel.
-# The templates hand every element over as float64 and parameters arrive as a float64
-# tuple, so float32 data is computed in float64 and rounded once on store (more accurate
-# than the formula's float32 arithmetic, and the same on both devices).
+# Parameters arrive as a float64 tuple. The templates hand the elements of the terms just
+# below over as float64, so float32 data is computed in float64 and rounded once on store
+# (more accurate than the formula's float32 arithmetic, the same on both devices, and as
+# fast: these terms are a few operations per element read).
 # --------------------------------------------------------------------------------------
 
 
@@ -79,50 +81,100 @@ def _huber(y, y_hat, params):
     return delta * (r - 0.5 * delta), delta * sign(e)
 
 
-# The terms below call the vectorisable exp/log of mlkernels._core.vmath, which make them too
-# big for LLVM's inliner: a term the kernel loop calls instead of inlining stops the loop
-# from vectorising (log_cosh, focal, js_divergence ran 5-10x slower), hence forceinline.
+# The transcendental terms below receive their elements in the data's own type
+# (``Loss(widen=False)``) and compute float32 data in float32: the vectorisable exp/log of
+# mlkernels._core.vmath then run 8 lanes wide instead of 4, and the kernels keep the terms
+# in float32 before they sum them in float64. Constants go through ``like(x, c)`` (a bare
+# ``1.0`` is float64 and would widen the expression again). Clipped values, their
+# complements and logarithms are the float64 ones rounded (``_clip``, ``_clipped_logs``):
+# 1 - (1 - 1e-15) is 9.99e-16 (a float32 number), not 0, and its log finite. Where the clip
+# is active is decided in float64 (``_d_clip``), so the gradient is zero exactly where the
+# float64 formula clips (p = 1 included). The terms call the vmath functions, which make
+# them too big for LLVM's inliner: a term the kernel loop calls instead of inlining stops
+# the loop from vectorising (log_cosh, focal, js_divergence ran 5-10x slower), hence
+# forceinline.
 
 _LOG2 = 0.6931471805599453
 
 
 @register_jitable(forceinline=True)
 def _pow(log_x, g):
-    """x**g from log(x): exp(g log x), with x**0 = 1 for every x (0**0, inf**0, nan**0)."""
-    return vm.exp(0.0 if g == 0.0 else g * log_x)
+    """x**g from log(x) (g in log_x's type): exp(g log x), with x**0 = 1 for every x
+    (0**0, inf**0, nan**0)."""
+    return vm.exp(like(log_x, 0.0) if g == 0 else g * log_x)
+
+
+@register_jitable(forceinline=True)
+def _clip(p, lo, hi):
+    """clip(p, lo, hi) for float64 bounds, in p's type: the float64 clip rounded (rounding
+    is monotone, so clipping to the rounded bounds gives it)."""
+    return clip(p, like(p, lo), like(p, hi))
+
+
+@register_jitable(forceinline=True)
+def _clipped_logs(p, lo, hi):
+    """``(c, q, log c, log q)`` for ``c = clip(p, lo, hi)`` (float64 bounds) and
+    ``q = 1 - c``, in p's type, as the float64 formula has them.
+
+    float64 data: the formula itself. float32 data: ``c`` is the float64 clip rounded,
+    ``q = 1 - c`` is taken in float32 (exact for c >= 1/2) and never below the float64
+    ``1 - hi`` (``1 - (1 - 1e-15)`` is 9.99e-16, a float32 number, not 0). The logarithms
+    are corrected for what the rounding lost where they are near 0: ``c`` rounds up to 1
+    where the float64 clip is ``hi``, whose log is ``-(1 - hi) = -q``; ``q`` rounds where
+    ``c < 1/2``: by ``(q - 1) + c`` (Fast2Sum, exact), with ``c`` there taken as the
+    formula's own ``1 - q``, its ``1 - c`` rounded in float64 (which loses the last bits
+    of a tiny ``c``).
+    """
+    one = like(p, 1.0)
+    c = _clip(p, lo, hi)
+    q = one - c
+    if not vm.single(p):
+        return c, q, vm.log(c), vm.log(q)
+    q_min = like(p, 1.0 - hi)
+    q = q_min if q < q_min else q
+    c_q = like(p, 1.0 - (1.0 - clip(like(lo, p), lo, hi)))  # 1 - (the formula's q)
+    return c, q, vm.log(c) - (q - (one - c)), vm.log(q) - ((q - one) + c_q)
+
+
+@register_jitable(forceinline=True)
+def _d_clip(p, lo, hi):
+    """The derivative of the clip, in p's type: 1 where ``lo <= p <= hi`` in float64 (the
+    float64 formula clips p = 1 to 1 - 1e-15), else 0 (NaN included)."""
+    return like(p, inside(like(lo, p), lo, hi))
 
 
 @register_jitable(forceinline=True)
 def _log_cosh(y, y_hat, params):
     e = y_hat - y
     a = abs(e)
-    small = a < 1.0
+    one, two = like(e, 1.0), like(e, 2.0)
+    small = a < one
     # One exponential for both ranges, u = e^a - 1 (small) or e^(-2a) - 1 (large):
     # small: cosh(a) - 1 = u^2 / (2 (1 + u)), no cancellation for tiny a;
     # large: log cosh(a) = a + log1p(e^(-2a)) - log 2, no overflow for huge a.
-    u = vm.expm1(a if small else -2.0 * a)
-    ea = u + 1.0  # e^a (small) or e^(-2a) (large)
-    w = vm.log1p(u * u / (2.0 * ea) if small else ea)
-    v = w if small else a + w - _LOG2
-    n = u * (u + 2.0)  # e^(2a) - 1 (small)
-    t = n / (n + 2.0) if small else (1.0 - ea) / (1.0 + ea)
+    u = vm.expm1(a if small else -two * a)
+    ea = u + one  # e^a (small) or e^(-2a) (large)
+    w = vm.log1p(u * u / (two * ea) if small else ea)
+    v = w if small else a + w - like(e, _LOG2)
+    n = u * (u + two)  # e^(2a) - 1 (small)
+    t = n / (n + two) if small else (one - ea) / (one + ea)
     return v, math.copysign(t, e)
 
 
 @register_jitable(forceinline=True)
 def _bce(y, p, params):
     eps = params[0]
-    pc = clip(p, eps, 1.0 - eps)
-    qc = 1.0 - pc
-    v = -(y * vm.log(pc) + (1.0 - y) * vm.log(qc))
-    return v, inside(p, eps, 1.0 - eps) * ((1.0 - y) / qc - y / pc)
+    pc, qc, lp, lq = _clipped_logs(p, eps, 1.0 - eps)
+    one = like(p, 1.0)
+    v = -(y * lp + (one - y) * lq)
+    return v, _d_clip(p, eps, 1.0 - eps) * ((one - y) / qc - y / pc)
 
 
 @register_jitable(forceinline=True)
 def _cce(y, p, params):
     eps = params[0]
-    pc = clip(p, eps, 1.0)
-    return -y * vm.log(pc), -y / pc * inside(p, eps, 1.0)
+    pc = _clip(p, eps, 1.0)
+    return -y * vm.log(pc), -y / pc * _d_clip(p, eps, 1.0)
 
 
 @register_jitable
@@ -140,33 +192,33 @@ def _squared_hinge(y, scores, params):
 @register_jitable(forceinline=True)
 def _focal(y, p, params):
     alpha, gamma, eps = params
-    pc = clip(p, eps, 1.0 - eps)
-    qc = 1.0 - pc
-    lp, lq = vm.log(pc), vm.log(qc)
-    qg, pg = _pow(lq, gamma), _pow(lp, gamma)
-    pos_term = alpha * y * qg * lp
-    neg_term = (1.0 - alpha) * (1.0 - y) * pg * lq
-    d_pos = alpha * y * (qg / pc - gamma * _pow(lq, gamma - 1.0) * lp)
-    d_neg = (1.0 - alpha) * (1.0 - y) * (gamma * _pow(lp, gamma - 1.0) * lq - pg / qc)
-    return -(pos_term + neg_term), -(d_pos + d_neg) * inside(p, eps, 1.0 - eps)
+    pc, qc, lp, lq = _clipped_logs(p, eps, 1.0 - eps)
+    one, a, g = like(p, 1.0), like(p, alpha), like(p, gamma)
+    qg, pg = _pow(lq, g), _pow(lp, g)
+    pos_term = a * y * qg * lp
+    neg_term = (one - a) * (one - y) * pg * lq
+    d_pos = a * y * (qg / pc - g * _pow(lq, g - one) * lp)
+    d_neg = (one - a) * (one - y) * (g * _pow(lp, g - one) * lq - pg / qc)
+    return -(pos_term + neg_term), -(d_pos + d_neg) * _d_clip(p, eps, 1.0 - eps)
 
 
 @register_jitable(forceinline=True)
 def _kl(p, q, params):
     eps = params[0]
-    pc = clip(p, eps, 1.0)
-    qc = clip(q, eps, 1.0)
-    return pc * vm.log(pc / qc), -pc / qc * inside(q, eps, 1.0)
+    pc, qc = _clip(p, eps, 1.0), _clip(q, eps, 1.0)
+    return pc * vm.log(pc / qc), -pc / qc * _d_clip(q, eps, 1.0)
 
 
 @register_jitable(forceinline=True)
 def _js(p, q, params):
     eps = params[0]
-    m = 0.5 * (p + q)
-    pc, qc, mc = clip(p, eps, 1.0), clip(q, eps, 1.0), clip(m, eps, 1.0)
+    half = like(p, 0.5)
+    m = half * (p + q)
+    pc, qc, mc = _clip(p, eps, 1.0), _clip(q, eps, 1.0), _clip(m, eps, 1.0)
     lq = vm.log(qc / mc)
-    v = 0.5 * (pc * vm.log(pc / mc) + qc * lq)
-    g = 0.5 * inside(q, eps, 1.0) * (lq + 1.0) - 0.25 * inside(m, eps, 1.0) * (pc + qc) / mc
+    v = half * (pc * vm.log(pc / mc) + qc * lq)
+    dq = half * _d_clip(q, eps, 1.0) * (lq + like(q, 1.0))
+    g = dq - like(q, 0.25) * _d_clip(m, eps, 1.0) * (pc + qc) / mc
     return v, g
 
 
@@ -245,6 +297,7 @@ def loss(
             final=final,
             none_term=none_term,
             constants=constants,
+            widen=not transcendental,
         )
         role = "index" if pattern == "classes_index" else "label"
         arrays = {name: role if name in labels else "data" for name in kernel}

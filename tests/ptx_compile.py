@@ -78,7 +78,7 @@ def sum_kernels(spec, t, dt):
 def loss_kernels(spec, t, dt):
     p = params_of(spec)
     flat, grad = arr(dt, 1), arr(dt, 1)
-    reduce = _gpu.reduce(t.term, 2, 1, 2, "float64")
+    reduce = _gpu.reduce(t.term, 2, 1, 2, "float64", t.widen)
     yield "reduce", reduce, (flat, flat, p, dt, flat, grad, arr(f64, 2))
     yield "reduce value", reduce, (flat, flat, p, dt, none, none, arr(f64, 2))
     yield "reduce grad", reduce, (flat, flat, p, dt, none, grad, none)
@@ -89,9 +89,10 @@ def loss_kernels(spec, t, dt):
             (flat, flat, p, dt, flat, none, none),
         )
     if t.pattern != "elementwise":
-        kernel = (_gpu.classes_dense if t.pattern == "classes_dense" else _gpu.classes_index)(
-            t.term
-        )
+        if t.pattern == "classes_dense":
+            kernel = _gpu.classes_dense(t.term, t.widen)
+        else:
+            kernel = _gpu.classes_index(t.term)
         label = arr(types.int64, 2) if t.pattern == "classes_index" else arr(dt, 3)
         yield t.pattern, kernel, (label, arr(dt, 3), p, dt, arr(dt, 2), arr(dt, 3), arr(f64, 2))
         yield t.pattern + " none", kernel, (label, arr(dt, 3), p, dt, arr(dt, 2), none, none)

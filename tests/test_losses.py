@@ -560,9 +560,10 @@ def test_log_cosh_large_errors(device, dtype):
     assert np.all(np.isfinite(v))
     O.assert_close(v, exact, rtol=O.rtol_for(dtype) / 100, what="log_cosh(large)")
     g = to_host(call("log_cosh", "grad", (y, e), device, reduction="none"))
-    O.assert_close(
-        g, np.tanh(e.astype(np.float64)), rtol=O.rtol_for(dtype) / 100, what="log_cosh_grad(large)"
-    )
+    # float32 data is computed in float32: tanh = (1 - e^-2a) / (1 + e^-2a) is within
+    # 1.5 float32 ulp (four roundings), 2.5e-7 relative at worst
+    g_rtol = O.rtol_for(dtype) / 100 if dtype == "float64" else 2.5e-7
+    O.assert_close(g, np.tanh(e.astype(np.float64)), rtol=g_rtol, what="log_cosh_grad(large)")
     # and swapped arguments: the residual changes sign, the value does not
     v2 = to_host(call("log_cosh", "value", (e, y), device, reduction="none"))
     np.testing.assert_array_equal(v2, v)

@@ -49,6 +49,7 @@ from numba.extending import register_jitable
 from mlkernels._core import codegen, pointers
 from mlkernels._core.codegen import joined, names
 from mlkernels._core.jit import cpu_kernel
+from mlkernels._core.scalar import as_is
 
 is_host = True
 
@@ -128,9 +129,10 @@ def make_map(f):
 
 
 @functools.cache
-def reduce(f, n_in: int, k: int, n_out: int, acc: str = "float64"):
-    """``r = f(float64(x0[i]), ..., params)``; ``r[0:k]`` summed into ``total`` (k,),
-    output ``j`` receives ``r[j]`` (times ``grad_scale`` from ``j = k`` on).
+def reduce(f, n_in: int, k: int, n_out: int, acc: str = "float64", widen: bool = True):
+    """``r = f(float64(x0[i]), ..., params)`` (the elements in their own type without
+    ``widen``); ``r[0:k]`` summed in ``acc`` into ``total`` (k,), output ``j`` receives
+    ``r[j]`` (times ``grad_scale`` from ``j = k`` on).
 
     The sums are taken apart from the loop that writes the outputs: that loop keeps a
     block's values in ``v*``, a loop with no stores adds them. LLVM gives a loop with
@@ -159,7 +161,10 @@ def reduce(f, n_in: int, k: int, n_out: int, acc: str = "float64"):
     block_args = joined(
         [*(f"{x}[s:e]" for x in xs), "params", "grad_scale", *(f"part({o}, s, e)" for o in os_)]
     )
-    scratch = "".join(f"                v{q} = np.empty(SUM_BLOCK, np.{acc})\n" for q in range(k))
+    # A native term's values are kept in the data's own type (they are rounded to it
+    # already): a float64 scratch would make LLVM vectorise float32 terms 4 lanes wide.
+    kept = f"np.{acc}" if widen else "x0.dtype"
+    scratch = "".join(f"                v{q} = np.empty(SUM_BLOCK, {kept})\n" for q in range(k))
     # The helper is named after the formula: numba names a function's machine code after
     # its qualified name and a per-process counter, so two kernels compiled in different
     # processes and loaded into one would otherwise both define "terms" and call the same.
@@ -168,7 +173,7 @@ def reduce(f, n_in: int, k: int, n_out: int, acc: str = "float64"):
 def make_reduce(f):
     def terms_{tag}({joined([*xs, "params", "grad_scale", *os_, *vs])}):
         for i in range(x0.size):
-            r = f({_elements(n_in, True, False)}){stores}{keeps}{sums}
+            r = f({_elements(n_in, widen, False)}){stores}{keeps}{sums}
         return ({joined(f"a{q}" for q in range(k))},)
 
     terms = register_jitable(terms_{tag})
@@ -214,10 +219,12 @@ def _in_order(parts):
 
 
 @functools.cache
-def classes_dense(term):
+def classes_dense(term, widen: bool = True):
     """Per-sample sums ``Σ_k term(y[i, k, r], x[i, k, r])`` of (n, C, R) arrays, one per
     (i, r), the gradient times ``grad_scale`` into ``gout``. A sample's terms are kept in
-    ``vals`` and added by a loop with no stores (see :func:`reduce`)."""
+    ``vals`` (float64) and added by a loop with no stores (see :func:`reduce`). The
+    elements are handed over as float64, or in their own type without ``widen``."""
+    elem = float64 if widen else as_is
 
     def kernel(y, x, params, grad_scale, out, gout, total):
         n, c, r = x.shape
@@ -232,7 +239,7 @@ def classes_dense(term):
                 i = j // r
                 q = j - i * r
                 for k in range(c):
-                    v, g = term(float64(y[i, k, q]), float64(x[i, k, q]), params)
+                    v, g = term(elem(y[i, k, q]), elem(x[i, k, q]), params)
                     vals[k] = v
                     if gout is not None:
                         gout[i, k, q] = g * grad_scale
@@ -543,16 +550,18 @@ def run_map(f, ins, params, outs, widen=False, counter=False):
     map(f, len(ins), len(outs), widen, counter)(x0.size, *ins, params, *outs)
 
 
-def run_reduce(f, ins, params, grad_scale, outs, k, want_total, acc="float64"):
+def run_reduce(f, ins, params, grad_scale, outs, k, want_total, acc="float64", widen=True):
     """The reduction's kernel; returns the (k,) partial (or None)."""
     total = np.zeros(k, np.dtype(acc)) if want_total else None
-    reduce(f, len(ins), k, len(outs), acc)(ins[0].size, *ins, params, grad_scale, *outs, total)
+    reduce(f, len(ins), k, len(outs), acc, widen)(
+        ins[0].size, *ins, params, grad_scale, *outs, total
+    )
     return total
 
 
-def run_classes(pattern, term, a, b, params, grad_scale, out, gout, want_total):
+def run_classes(pattern, term, a, b, params, grad_scale, out, gout, want_total, widen=True):
     total = np.zeros(1) if want_total else None
-    kernel = classes_dense(term) if pattern == "classes_dense" else classes_index(term)
+    kernel = classes_dense(term, widen) if pattern == "classes_dense" else classes_index(term)
     kernel(b.size, a, b, params, grad_scale, out, gout, total)
     return total
 

@@ -28,6 +28,7 @@ from numba import float64
 from mlkernels._core import codegen, pointers
 from mlkernels._core.codegen import joined, names
 from mlkernels._core.cuda import cuda, fake_array_type
+from mlkernels._core.scalar import as_is
 from mlkernels.config import launch_shape, simulator
 
 is_host = False
@@ -369,7 +370,7 @@ def make_map(f):
 
 
 @functools.cache
-def reduce(f, n_in: int, k: int, n_out: int, acc: str = "float64"):
+def reduce(f, n_in: int, k: int, n_out: int, acc: str = "float64", widen: bool = True):
     """``cpu.reduce`` on the GPU: each thread sums its elements' ``r[0:k]``, each block its
     threads' sums into ``partials[block, q]`` (a fixed tree: deterministic), and
     :func:`combine` adds the blocks in order."""
@@ -392,7 +393,7 @@ def make_reduce(f, block):
     def reduce_kernel({joined([*xs, "params", "grad_scale", *os_, "partials"])}):
 {init}\
         for i in range(cuda.grid(1), x0.size, cuda.gridsize(1)):
-            r = f({_elements(n_in, True, False)}){stores}{sums}
+            r = f({_elements(n_in, widen, False)}){stores}{sums}
         if partials is not None:{blocks}
     return reduce_kernel
 """
@@ -438,9 +439,10 @@ def _rescale(g, dfac):
 
 
 @functools.cache
-def classes_dense(term):
+def classes_dense(term, widen: bool = True):
     """Per-sample sums over the classes of (n, C, R) arrays; a thread per sample."""
     block = block_total()
+    elem = float64 if widen else as_is
 
     def kernel(y, x, params, grad_scale, out, gout, partials):
         n, c, r = x.shape
@@ -450,7 +452,7 @@ def classes_dense(term):
             q = j - i * r
             s = 0.0
             for k in range(c):
-                v, g = term(float64(y[i, k, q]), float64(x[i, k, q]), params)
+                v, g = term(elem(y[i, k, q]), elem(x[i, k, q]), params)
                 s += v
                 if gout is not None:
                     gout[i, k, q] = g * grad_scale
@@ -755,11 +757,11 @@ def _partials(n, k, want_total, acc):
     return threads, blocks, partials
 
 
-def run_reduce(f, ins, params, grad_scale, outs, k, want_total, acc="float64"):
+def run_reduce(f, ins, params, grad_scale, outs, k, want_total, acc="float64", widen=True):
     """The reduction's kernels; returns the (k,) total on the device (or None)."""
     threads, blocks, partials = _partials(ins[0].size, k, want_total, acc)
     shared = threads * 8 if want_total else 0
-    kernel = reduce(f, len(ins), k, len(outs), acc)
+    kernel = reduce(f, len(ins), k, len(outs), acc, widen)
     kernel[blocks, threads, stream(), shared](*ins, params, grad_scale, *outs, partials)
     if partials is None:
         return None
@@ -768,10 +770,10 @@ def run_reduce(f, ins, params, grad_scale, outs, k, want_total, acc="float64"):
     return total
 
 
-def run_classes(pattern, term, a, b, params, grad_scale, out, gout, want_total):
+def run_classes(pattern, term, a, b, params, grad_scale, out, gout, want_total, widen=True):
     """Returns the per-block partials (blocks, 1), finished by :func:`finish`."""
     threads, blocks, partials = _partials(b.shape[0] * b.shape[2], 1, want_total, "float64")
-    kernel = classes_dense(term) if pattern == "classes_dense" else classes_index(term)
+    kernel = classes_dense(term, widen) if pattern == "classes_dense" else classes_index(term)
     kernel[blocks, threads, stream(), threads * 8](a, b, params, grad_scale, out, gout, partials)
     return partials
 

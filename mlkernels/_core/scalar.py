@@ -44,6 +44,12 @@ def sign(x):
 
 
 @register_jitable
+def as_is(x):
+    """x itself: the element handed over in its own type (where ``float64`` would widen it)."""
+    return x
+
+
+@register_jitable
 def identity(t):
     """Finaliser of a plain sum or mean: value t, derivative 1."""
     return t, 1.0

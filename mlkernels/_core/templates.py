@@ -264,6 +264,10 @@ class Loss:
     gradient is taken for. ``final`` finalises a reduced sum (rmse's square root, with its
     derivative); ``none_term`` is the term for ``reduction="none"`` when not ``term`` (rmse:
     ``|e|``). ``constants`` are fixed parameters after the user's (js_divergence's eps).
+
+    ``widen``: the term receives its two elements as float64 (float32 data computed in
+    float64, rounded once on store), else in the data's own type (the transcendental
+    terms: float32 data computed in float32, 8 SIMD lanes). The sums are float64 either way.
     """
 
     returns = "loss"
@@ -280,9 +284,11 @@ class Loss:
         final: Callable = identity,
         none_term: Callable | None = None,
         constants: tuple[float, ...] = (),
+        widen: bool = True,
     ) -> None:
         self.term, self.kernel, self.pred, self.pattern = term, kernel, pred, pattern
         self.final, self.none_term, self.constants = final, none_term, constants
+        self.widen = widen
 
     def params(self, reduction: str, **hyper: float) -> tuple:
         return (*hyper.values(), *self.constants)
@@ -293,7 +299,8 @@ class Loss:
         read from (n, C) arrays; ``reduction="none"`` takes the general path."""
         names = list(spec.signature.parameters)
         ia, ib = (names.index(n) for n in self.kernel)  # the gradient has b's shape
-        kernel, final, want = cpu.reduce(self.term, 2, 1, 2, "float64"), self.final, spec.want
+        kernel = cpu.reduce(self.term, 2, 1, 2, "float64", self.widen)
+        final, want = self.final, spec.want
         plain, threads, pattern = final is identity, _threads, self.pattern
         if pattern == "classes_index":
             kernel = cpu.classes_index(self.term)
@@ -414,7 +421,7 @@ class Loss:
         (scale 1/n for a mean); the gradient is written in the same pass, times
         ``scale``, and rescaled by ``final``'s derivative when ``final`` is not the identity."""
         backend, dtype, params = job.backend, job.dtype, job.params
-        pattern, term, final = self.pattern, self.term, self.final
+        pattern, term, final, widen = self.pattern, self.term, self.final, self.widen
         if pattern == "classes_dense" and reduction != "none":
             # Every term is summed: one flat pass over all of them, which vectorises even
             # for a few classes per sample (only reduction="none" needs per-sample sums).
@@ -437,10 +444,10 @@ class Loss:
         def kernel(grad_scale, values, want_total):
             if flat:
                 return backend.run_reduce(
-                    term, [a, b], params, grad_scale, [values, k_grad], 1, want_total
+                    term, [a, b], params, grad_scale, [values, k_grad], 1, want_total, widen=widen
                 )
             return backend.run_classes(
-                pattern, term, a, b, params, grad_scale, values, k_grad, want_total
+                pattern, term, a, b, params, grad_scale, values, k_grad, want_total, widen
             )
 
         if reduction == "none":
@@ -472,11 +479,11 @@ class Loss:
         one = job.dtype.type(1)
         if self.pattern == "elementwise":
             total = job.backend.run_reduce(
-                self.term, [a, b], job.params, one, [None, None], 1, True
+                self.term, [a, b], job.params, one, [None, None], 1, True, widen=self.widen
             )
         else:
             total = job.backend.run_classes(
-                self.pattern, self.term, a, b, job.params, one, None, None, True
+                self.pattern, self.term, a, b, job.params, one, None, None, True, self.widen
             )
         return float(total[0]), math.prod(value_shape)
 

@@ -65,7 +65,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload, register_jitable
 
-__all__ = ["erf", "exp", "expm1", "like", "log", "log1p", "tanh"]
+__all__ = ["erf", "exp", "expm1", "like", "log", "log1p", "single", "tanh"]
 
 
 def like(x, v):
@@ -78,6 +78,18 @@ def _like(x, v):
     if x == types.float32:
         return lambda x, v: np.float32(v)
     return lambda x, v: np.float64(v)
+
+
+def single(x):
+    """True for a float32 ``x`` (a constant in compiled code: the other branch is removed)."""
+    return isinstance(x, np.float32)
+
+
+@overload(single)
+def _single(x):
+    if x == types.float32:
+        return lambda x: True
+    return lambda x: False
 
 
 def _numpy(ufunc):
