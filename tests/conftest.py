@@ -9,7 +9,8 @@ Fixtures:
 * ``cases``, ``scalar_result``, ``array_result``: shared parametrisation and result checks.
 * ``spy_on_kinds``: which compilation (serial or parallel) of a CPU kernel calls run.
 * hypothesis: the "ci" profile when ``CI`` is set (derandomized, no database).
-* ``REPORT``: lines a test leaves for the end of the session (the ptxas table).
+* ``REPORT``: lines a test leaves for the end of the session (the ptxas table), also
+  from pytest-xdist's workers (``python -m pytest -n auto``).
 * Under the simulator every GPU test runs with 2 blocks of 32 threads, so several blocks
   and the grid-stride loop are covered by tiny arrays.
 """
@@ -32,8 +33,17 @@ GPU = SIMULATOR or mk.cuda_available()
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI", "") not in ("", "0", "false") else "default")
 
-#: Lines printed at the end of the test session (``pytest_terminal_summary``).
+#: Lines printed at the end of the test session (``pytest_terminal_summary``): a test
+#: leaves them with ``record_property(REPORT_KEY, lines)``, which reaches this process
+#: from pytest-xdist's workers too.
+REPORT_KEY = "report"
 REPORT: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    for key, lines in report.user_properties:
+        if key == REPORT_KEY:
+            REPORT.extend(lines)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -53,7 +53,7 @@ def test_every_gpu_kernel_compiles_to_ptx(compiled):
         assert f"ok   layer_norm_grad cols_merge[{dt}]" in lines
 
 
-def test_every_gpu_kernel_assembles_without_spills_or_local_memory(compiled):
+def test_every_gpu_kernel_assembles_without_spills_or_local_memory(compiled, record_property):
     """``ptxas -v`` of every kernel: a line per kernel, none failing (ptx_compile.problems:
     spills, a stack frame, registers x threads per block above an SM's 65536)."""
     assert compiled.returncode == 0, compiled.stdout[-3000:] + compiled.stderr[-3000:]
@@ -63,10 +63,11 @@ def test_every_gpu_kernel_assembles_without_spills_or_local_memory(compiled):
     assert sorted(row[0] for row in table) == sorted(names)
     rows = sorted(table, key=lambda row: -int(row[1]))
     width = max(len(row[0]) for row in rows)
-    conftest.REPORT.append(f"{'kernel (sm_90)':{width}}  registers  smem  stack  spills")
+    report = [f"{'kernel (sm_90)':{width}}  registers  smem  stack  spills"]
     for name, regs, smem, stack, stores, loads in rows:
         spills = f"{stores}/{loads}"
-        conftest.REPORT.append(f"{name:{width}}  {regs:>9}  {smem:>4}  {stack:>5}  {spills}")
+        report.append(f"{name:{width}}  {regs:>9}  {smem:>4}  {stack:>5}  {spills}")
+    record_property(conftest.REPORT_KEY, report)  # printed at the end of the session
     assert all(row[3] == "0" and row[4] == "0" and row[5] == "0" for row in rows)
     assert max(int(row[1]) for row in rows) * 256 <= 65536
 
