@@ -71,7 +71,7 @@ def map_kernels(spec, t, dt):
 
 
 def sum_kernels(spec, t, dt):
-    kernel = _gpu.reduce(t.f, 1, 1, 2, "float64")
+    kernel = _gpu.reduce(t.f, 1, 1, 2, "float64", True)
     yield "reduce", kernel, (arr(dt, 1), params_of(spec), dt, none, none, arr(f64, 2))
 
 
@@ -85,7 +85,7 @@ def loss_kernels(spec, t, dt):
     if t.none_term is not None:
         yield (
             "none",
-            _gpu.reduce(t.none_term, 2, 1, 2, "float64"),
+            _gpu.reduce(t.none_term, 2, 1, 2, "float64", True),
             (flat, flat, p, dt, flat, none, none),
         )
     if t.pattern != "elementwise":

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import to_device, to_host
+from conftest import GPU, SIMULATOR, to_device, to_host
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ PROBE = textwrap.dedent(
     from mlkernels._core import jit as _jit
     y = np.arange(10.0)
     value = mk.mse(y, y + 1.0)
-    kernel = _cpu.reduce(losses._mse, 2, 1, 2, "float64").serial  # 10 elements: the serial kernel
+    kernel = _cpu.reduce(losses._mse, 2, 1, 2, "float64", True).serial  # 10 elements: serial
     hits = sum(kernel.stats.cache_hits.values())
     misses = sum(kernel.stats.cache_misses.values())
     assert mk.__file__.startswith(sys.argv[1]), mk.__file__
@@ -220,6 +220,76 @@ def test_a_cache_folder_others_can_write_to_is_not_used(tmp_path):
     assert str(shared) in done.stderr and "writable by others" in done.stderr
     assert done.stderr.count("compiles without a disk cache") == 1
     assert not any(shared.iterdir())  # nothing written there either
+
+
+# The disk caches of GPU kernels, read without a GPU: numba-cuda builds a kernel's cache
+# (its folder and index file) when the kernel is made, compiling only at the first launch.
+GPU_CACHES = textwrap.dedent(
+    """
+    from mlkernels import losses
+    from mlkernels._core import gpu, jit
+    kernels = [
+        gpu.reduce(losses._mse, 2, 1, 2, "float64", True),
+        gpu.reduce(losses._mae, 2, 1, 2, "float64", True),  # the same template as mse's
+        gpu.reduce(losses._bce, 2, 1, 2, "float64", False),
+        gpu._rescale,
+    ]
+    for k in kernels:
+        c = k._cache
+        folder = getattr(c, "_cache_path", None) == str((jit.cache_dir() or jit.Path()) / "cuda")
+        index = c._cache_file._index_name if folder else "-"
+        print(type(c).__name__, folder, index, "_locked" in k.compile.__qualname__)
+    """
+)
+
+
+def test_gpu_kernels_are_cached_on_disk_a_file_each_under_a_lock(tmp_path):
+    rows = np.array(_python(GPU_CACHES, tmp_path)).reshape(-1, 4)
+    assert (rows[:, 0] == "CUDACache").all() and (rows[:, 1] == "True").all()
+    assert (rows[:, 3] == "True").all()  # compiled and saved holding the kernel's lock
+    mse, mae, bce, rescale = rows[:, 2]
+    assert mse != mae and mse.split("-")[0] == mae.split("-")[0]  # one template, 2 files
+    assert len(set(rows[:, 2])) == 4 and all(i.endswith(".nbi") for i in rows[:, 2])
+
+
+def test_gpu_kernels_are_not_cached_from_a_folder_others_can_write_to(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    rows = np.array(_python(GPU_CACHES, shared)).reshape(-1, 4)
+    assert (rows[:, 0] == "NullCache").all() and (rows[:, 3] == "False").all()
+    assert not any(shared.iterdir())
+
+
+@pytest.mark.skipif(not SIMULATOR, reason="the simulator's kernels (a real GPU: see below)")
+def test_gpu_kernels_are_not_cached_under_the_simulator():
+    from mlkernels import losses
+    from mlkernels._core import gpu
+
+    kernel = gpu.reduce(losses._mse, 2, 1, 2, "float64", True)
+    assert type(kernel).__name__ == "FakeCUDAKernel" and not hasattr(kernel, "_cache")
+
+
+GPU_PROBE = textwrap.dedent(
+    """
+    import numpy as np
+    from numba import cuda
+    import mlkernels as mk
+    from mlkernels import losses
+    from mlkernels._core import gpu
+    y = cuda.to_device(np.arange(10.0))
+    value = float(mk.mse(y, cuda.to_device(np.arange(10.0) + 1.0)).copy_to_host())
+    kernel = gpu.reduce(losses._mse, 2, 1, 2, "float64", True)
+    print(sum(kernel.stats.cache_hits.values()), sum(kernel.stats.cache_misses.values()), value)
+    """
+)
+
+
+@pytest.mark.skipif(SIMULATOR or not GPU, reason="needs a real GPU")
+def test_a_new_process_loads_the_gpu_kernels_from_the_disk_cache(tmp_path):
+    """On a real GPU: the second process loads mse's kernel instead of compiling it."""
+    assert _python(GPU_PROBE, tmp_path) == ["0", "1", "1.0"]
+    assert _python(GPU_PROBE, tmp_path) == ["1", "0", "1.0"]
 
 
 def test_numba_cache_dir_is_the_root_when_mlkernels_has_none(tmp_path):

@@ -132,7 +132,8 @@ def make_map(f):
 def reduce(f, n_in: int, k: int, n_out: int, acc: str = "float64", widen: bool = True):
     """``r = f(float64(x0[i]), ..., params)`` (the elements in their own type without
     ``widen``); ``r[0:k]`` summed in ``acc`` into ``total`` (k,), output ``j`` receives
-    ``r[j]`` (times ``grad_scale`` from ``j = k`` on).
+    ``r[j]`` (times ``grad_scale`` from ``j = k`` on). Kernels are cached by the arguments
+    as given: callers pass all six.
 
     The sums are taken apart from the loop that writes the outputs: that loop keeps a
     block's values in ``v*``, a loop with no stores adds them. LLVM gives a loop with

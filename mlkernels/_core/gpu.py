@@ -28,6 +28,7 @@ from numba import float64
 from mlkernels._core import codegen, pointers
 from mlkernels._core.codegen import joined, names
 from mlkernels._core.cuda import cuda, fake_array_type
+from mlkernels._core.jit import gpu_kernel
 from mlkernels._core.scalar import as_is
 from mlkernels.config import launch_shape, simulator
 
@@ -232,20 +233,20 @@ def flat(x, dtype):
     return x.reshape(x.size)
 
 
-@cuda.jit
+@gpu_kernel
 def _copy0(src, dst):
     if cuda.grid(1) == 0:
         dst[()] = src[()]
 
 
-@cuda.jit
+@gpu_kernel
 def _copy1(src, dst):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, src.size, stride):
         dst[i] = src[i]
 
 
-@cuda.jit
+@gpu_kernel
 def _copy2(src, dst):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     n1 = src.shape[1]
@@ -253,7 +254,7 @@ def _copy2(src, dst):
         dst[i // n1, i % n1] = src[i // n1, i % n1]
 
 
-@cuda.jit
+@gpu_kernel
 def _copy3(src, dst):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     n1, n2 = src.shape[1], src.shape[2]
@@ -262,7 +263,7 @@ def _copy3(src, dst):
         dst[i0, rest // n2, rest % n2] = src[i0, rest // n2, rest % n2]
 
 
-@cuda.jit
+@gpu_kernel
 def _copy4(src, dst):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     n1, n2, n3 = src.shape[1], src.shape[2], src.shape[3]
@@ -366,7 +367,7 @@ def make_map(f):
             r = f({_elements(n_in, widen, counter)}){stores}
     return map_kernel
 """
-    return cuda.jit(codegen.build(source, "make_map", _env())(f))
+    return gpu_kernel(codegen.build(source, "make_map", _env())(f))
 
 
 @functools.cache
@@ -397,7 +398,7 @@ def make_reduce(f, block):
         if partials is not None:{blocks}
     return reduce_kernel
 """
-    return cuda.jit(codegen.build(source, "make_reduce", _env())(f, block_total(acc)))
+    return gpu_kernel(codegen.build(source, "make_reduce", _env())(f, block_total(acc)))
 
 
 @functools.cache
@@ -423,10 +424,10 @@ def combine(final, acc: str = "float64"):
                 out[()] = v
                 dfac[0] = d
 
-    return cuda.jit(kernel)
+    return gpu_kernel(kernel)
 
 
-@cuda.jit
+@gpu_kernel
 def _rescale(g, dfac):
     d = dfac[0]
     for i in range(cuda.grid(1), g.size, cuda.gridsize(1)):
@@ -464,7 +465,7 @@ def classes_dense(term, widen: bool = True):
             if cuda.threadIdx.x == 0:
                 partials[cuda.blockIdx.x, 0] = t
 
-    return cuda.jit(kernel)
+    return gpu_kernel(kernel)
 
 
 @functools.cache
@@ -499,7 +500,7 @@ def classes_index(term):
             if cuda.threadIdx.x == 0:
                 partials[cuda.blockIdx.x, 0] = tot
 
-    return cuda.jit(kernel)
+    return gpu_kernel(kernel)
 
 
 # --------------------------------------------------------------------------------------
@@ -553,7 +554,7 @@ def make_rows(part, merge, emit, n_stats):
     return rows_kernel
 """
     make = codegen.build(source, "make_rows", _env())
-    return cuda.jit(make(op.part, op.merge, op.emit, op.stats))
+    return gpu_kernel(make(op.part, op.merge, op.emit, op.stats))
 
 
 @functools.cache
@@ -580,7 +581,7 @@ def make_cols_push(push):
                 push(acc_p, ins, r, k, j, j + 1, params)
     return cols_push_kernel
 """
-    return cuda.jit(codegen.build(source, "make_cols_push", _env())(op.push))
+    return gpu_kernel(codegen.build(source, "make_cols_push", _env())(op.push))
 
 
 @functools.cache
@@ -603,7 +604,7 @@ def cols_merge(op):
                     m += m_p
             final(acc, n, params, j)
 
-    return cuda.jit(kernel)
+    return gpu_kernel(kernel)
 
 
 @functools.cache
@@ -626,7 +627,7 @@ def make_cols_emit(emit):
             r = emit(acc, ins, feats, params, i, j){stores}
     return cols_emit_kernel
 """
-    return cuda.jit(codegen.build(source, "make_cols_emit", _env())(op.emit))
+    return gpu_kernel(codegen.build(source, "make_cols_emit", _env())(op.emit))
 
 
 # --------------------------------------------------------------------------------------
@@ -663,7 +664,7 @@ def make_foreach(f, block):
         env = {**_env(), "load": pointers.sim_load, "store": pointers.sim_store}
     else:
         env = {**_env(), "load": pointers.load, "store": pointers.store}
-    return cuda.jit(codegen.build(source, "make_foreach", env)(f, block_total()))
+    return gpu_kernel(codegen.build(source, "make_foreach", env)(f, block_total()))
 
 
 @functools.cache
@@ -700,10 +701,10 @@ def pairwise(op, side: int):
             if i < n and j < m:
                 out[i, j] = end(acc, params)
 
-    return cuda.jit(kernel)
+    return gpu_kernel(kernel)
 
 
-@cuda.jit
+@gpu_kernel
 def _by_label_push(x, labels, parts, cparts):
     """A thread per (chunk, column): the chunk's rows added into its partial sums."""
     n, d = x.shape
@@ -722,7 +723,7 @@ def _by_label_push(x, labels, parts, cparts):
                 cparts[p, labels[r]] += 1
 
 
-@cuda.jit
+@gpu_kernel
 def _by_label_merge(parts, cparts, sums, counts):
     """A thread per (label, column): the chunks' partials added in chunk order."""
     chunks, n_labels, d = parts.shape
@@ -939,7 +940,7 @@ DOT = _pair_op()
 SCAN_CHUNKS = 1024
 
 
-@cuda.jit
+@gpu_kernel
 def _chunk_sums(x, size, sums):
     for c in range(cuda.grid(1), sums.size, cuda.gridsize(1)):
         s = 0.0
@@ -948,7 +949,7 @@ def _chunk_sums(x, size, sums):
         sums[c] = s
 
 
-@cuda.jit
+@gpu_kernel
 def _scan_sums(sums):
     if cuda.grid(1) == 0:
         s = 0.0
@@ -958,7 +959,7 @@ def _scan_sums(sums):
             s += t
 
 
-@cuda.jit
+@gpu_kernel
 def _chunk_scan(x, size, sums, out):
     for c in range(cuda.grid(1), sums.size, cuda.gridsize(1)):
         s = sums[c]
@@ -995,7 +996,7 @@ def _before(ka, ia, kb, ib):
     return ka < kb or (ka == kb and ia < ib)
 
 
-@cuda.jit
+@gpu_kernel
 def _bitonic_step(keys, idx, j, k):
     for i in range(cuda.grid(1), keys.size, cuda.gridsize(1)):
         partner = i ^ j
@@ -1007,7 +1008,7 @@ def _bitonic_step(keys, idx, j, k):
                 idx[i], idx[partner] = idx[partner], idx[i]
 
 
-@cuda.jit
+@gpu_kernel
 def _pad_keys(x, keys, idx):
     for i in range(cuda.grid(1), keys.size, cuda.gridsize(1)):
         keys[i] = float64(x[i]) if i < x.size else math.nan
@@ -1036,7 +1037,7 @@ def argsort(x):
     return idx[:n]
 
 
-@cuda.jit
+@gpu_kernel
 def _chol_diag(a, low, j):
     if cuda.grid(1) == 0:
         s = float64(a[j, j])
@@ -1045,7 +1046,7 @@ def _chol_diag(a, low, j):
         low[j, j] = math.sqrt(s) if s > 0 else math.nan
 
 
-@cuda.jit
+@gpu_kernel
 def _chol_column(a, low, j):
     n = a.shape[0]
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):

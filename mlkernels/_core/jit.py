@@ -1,4 +1,4 @@
-"""The JIT: how mlkernels compiles, caches and runs its CPU kernels.
+"""The JIT: how mlkernels compiles, caches and runs its kernels.
 
 * Kernels are built lazily, on first use, by the templates in ``cpu`` (and ``gpu``);
   ``import mlkernels`` compiles nothing.
@@ -9,6 +9,9 @@
 * The cache root is ``$MLKERNELS_CACHE_DIR``, else ``$XDG_CACHE_HOME/mlkernels``, else
   ``~/.cache/mlkernels``. If none is writable, kernels are simply not cached (never an
   import error). The caches of other builds are removed after 30 days unused.
+* GPU kernels (:func:`gpu_kernel`) are cached the same way, in ``cuda/`` of that folder
+  (numba-cuda keys each entry on the GPU's compute capability too); not under the CUDA
+  simulator.
 * Threads: TBB unless the user chose a layer through ``NUMBA_THREADING_LAYER``; each
   template is compiled parallel and serial, and small calls run the serial one
   (:class:`CpuKernel`, ``threads``).
@@ -132,14 +135,17 @@ def _prune_stale(current: Path, days: float = 30) -> None:
             pass  # another process is using or removing it
 
 
-class _PackageCacheLocator(caching._CacheLocator):
-    """Numba cache locator for functions defined in mlkernels' own modules."""
+class _PackageLocator:
+    """Cache locator for functions defined in mlkernels' own modules: this build's folder
+    (``subdir`` in it), files told apart by line and :func:`closure_key`."""
+
+    subdir = ""
 
     def __init__(self, py_func, py_file):
         self._py_file = py_file  # what numba's "cannot cache" warning names
         self._lineno = py_func.__code__.co_firstlineno
         self._key = closure_key(py_func)
-        self._path = str(cache_dir())
+        self._path = str(cache_dir() / self.subdir)
 
     def ensure_cache_path(self):
         os.makedirs(self._path, exist_ok=True)
@@ -159,6 +165,24 @@ class _PackageCacheLocator(caching._CacheLocator):
         if not inside or cache_dir() is None:
             return None
         return cls(py_func, py_file)
+
+
+class _PackageCacheLocator(_PackageLocator, caching._CacheLocator):
+    """numba's locator of the CPU kernels."""
+
+
+@functools.cache
+def _cuda_locator() -> type:
+    """numba-cuda's locator of the GPU kernels (numba-cuda has a cache module of its own),
+    installed first in its list; they go into ``cuda/`` of this build's folder."""
+    from numba.cuda.core import caching as cuda_caching
+
+    class _PackageCudaCacheLocator(_PackageLocator, cuda_caching._CacheLocator):
+        subdir = "cuda"
+
+    classes = cuda_caching.CacheImpl._locator_classes
+    classes.insert(0, _PackageCudaCacheLocator)
+    return _PackageCudaCacheLocator
 
 
 def _functions(obj, depth: int = 0):
@@ -240,6 +264,22 @@ def _locked(compile_, key: str, name: str):
             return compile_(sig)
 
     return compile
+
+
+def gpu_kernel(fn):
+    """``cuda.jit`` of a GPU kernel template, cached on disk like the CPU kernels (this
+    build's folder, a file per kernel, compiled and saved under the kernel's lock): a new
+    process loads the machine code instead of compiling it through NVVM again. Under the
+    simulator, or without a cache folder, nothing is cached."""
+    from mlkernels._core.cuda import cuda
+    from mlkernels.config import simulator
+
+    if simulator() or cache_dir() is None:
+        return cuda.jit(fn)
+    _cuda_locator()
+    dispatcher = cuda.jit(cache=True)(fn)
+    dispatcher.compile = _locked(dispatcher.compile, closure_key(fn), fn.__qualname__ + "_cuda")
+    return dispatcher
 
 
 def cpu_jit(fn):

@@ -222,7 +222,7 @@ class Sum:
 
     def quick(self, spec: Any, parse: Callable) -> Callable:
         """The host call in few steps: one kernel dispatch."""
-        kernel, threads = cpu.reduce(self.f, 1, 1, 2, "float64"), _threads
+        kernel, threads = cpu.reduce(self.f, 1, 1, 2, "float64", True), _threads
 
         def quick(args: tuple, kwargs: dict) -> Any:
             parsed = parse(args, kwargs)
