@@ -25,10 +25,13 @@ def test_chunked_partials_combine_to_the_whole(name, dtype):
         want = ENTRIES[name].function(*args, reduction=reduction)
         assert got == pytest.approx(float(want), rel=1e-5 if dtype == "float32" else 1e-12)
     # the float64 partials keep float32 data's sum as accurate as a float64 computation
-    assert spec.finalize(combined, "sum") == pytest.approx(float(whole), rel=1e-12, abs=1e-300)
+    # (to the float32 rounding of each term, for the terms computed in float32)
+    in_float32 = dtype == "float32" and not spec.spec.template.widen
+    rel = 1e-6 if in_float32 else 1e-12
+    assert spec.finalize(combined, "sum") == pytest.approx(float(whole), rel=rel, abs=1e-300)
     default = spec.signature.parameters["reduction"].default
     formula = float(getattr(reference, name)(*args64))
-    assert spec.finalize(combined, default) == pytest.approx(formula, rel=1e-9)
+    assert spec.finalize(combined, default) == pytest.approx(formula, rel=max(rel, 1e-9))
 
 
 def test_partials_reject_bad_input_as_the_loss_does():
