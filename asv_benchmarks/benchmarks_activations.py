@@ -20,20 +20,20 @@ a CUDA build of PyTorch); ``numpy`` on "cuda" is always n/a.
 from __future__ import annotations
 
 from asv_benchmarks import _common
-from asv_benchmarks._common import DEVICES, DTYPES, LIBRARIES, SIZES
+from asv_benchmarks._common import DEVICES, DTYPES, LIBRARIES, SIZES, smoke
 from mlkernels._bench import measure as _bench
 from mlkernels._bench import registry as _registry
 
-ELEMENTWISE = [
-    e.name for e in _registry.ENTRIES.values() if e.family == "activations" and e.layout == "flat"
-]
-ROW_FUNCTIONS = [
-    e.name for e in _registry.ENTRIES.values() if e.family == "activations" and e.layout == "rows"
-]
+ELEMENTWISE = smoke(
+    [e.name for e in _registry.ENTRIES.values() if e.family == "activations" and e.layout == "flat"]
+)
+ROW_FUNCTIONS = smoke(
+    [e.name for e in _registry.ENTRIES.values() if e.family == "activations" and e.layout == "rows"]
+)
 ROWS = 4096
-ROW_LENGTHS = [64, 1024, 4096]
+ROW_LENGTHS = smoke([64, 1024, 4096], 1)
 LARGE = [SIZES[-1]]  # the tracks' sizes: out of every cache
-LARGE_ROWS = [1024, 4096]
+LARGE_ROWS = smoke([1024, 4096], 1)
 
 
 class Elementwise(_common._LibraryTimes):

@@ -18,20 +18,18 @@ batch).
 from __future__ import annotations
 
 from asv_benchmarks import _common
-from asv_benchmarks._common import DEVICES, DTYPES, LIBRARIES, SIZES
+from asv_benchmarks._common import DEVICES, DTYPES, LIBRARIES, SIZES, smoke
 from mlkernels._bench import registry as _registry
 
-PENALTIES = [
-    e.name
-    for e in _registry.ENTRIES.values()
-    if e.family == "regularisation" and e.layout == "flat"
-]
+PENALTIES = smoke(
+    [e.name for e in _registry.entries(families=["regularisation"]) if e.layout == "flat"]
+)
 LAYER_NORM = ["layer_norm", "layer_norm_grad"]
-BATCH = ["batch_norm", "batch_norm_grad", "max_norm"]
+BATCH = smoke(["batch_norm", "batch_norm_grad", "max_norm"])
 ROWS = 4096
-ROW_LENGTHS = [64, 1024, 4096]
+ROW_LENGTHS = smoke([64, 1024, 4096], 1)
 LARGE = [SIZES[-1]]  # the tracks' sizes: out of every cache
-LARGE_ROWS = [1024, 4096]
+LARGE_ROWS = smoke([1024, 4096], 1)
 
 
 class Penalties(_common._LibraryTimes):
