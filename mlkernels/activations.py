@@ -67,7 +67,7 @@ GELU_A = 0.044715
 # --------------------------------------------------------------------------------------
 
 
-@register_jitable
+@register_jitable(forceinline=True)
 def _logistic(x):
     """(σ(x), σ'(x)) from e = exp(-|x|) in (0, 1]: σ = 1/(1+e) or e/(1+e), σ' = e/(1+e)²."""
     one = like(x, 1.0)
@@ -77,12 +77,12 @@ def _logistic(x):
     return s, e * r * r
 
 
-@register_jitable
+@register_jitable(forceinline=True)
 def _sigmoid(x, params):
     return _logistic(x)
 
 
-@register_jitable
+@register_jitable(forceinline=True)
 def _tanh_fg(x, params):
     # 1 - tanh² = 4e / (1 + e)² with e = exp(-2|x|): no cancellation where tanh is near ±1
     one = like(x, 1.0)
@@ -91,35 +91,35 @@ def _tanh_fg(x, params):
     return _tanh(x), like(x, 4.0) * e / (d * d)
 
 
-@register_jitable
+@register_jitable(forceinline=True)
 def _relu(x, params):
     zero = like(x, 0.0)
     one = like(x, 1.0)
     return (zero if x <= 0 else x), (zero if x <= 0 else (one if x > 0 else x))
 
 
-@register_jitable
+@register_jitable(forceinline=True)
 def _leaky_relu(x, params):
     alpha = like(x, params[0])
     one = like(x, 1.0)
     return (x if x > 0 else alpha * x), (one if x > 0 else (alpha if x <= 0 else x))
 
 
-@register_jitable
+@register_jitable(forceinline=True)
 def _elu(x, params):
     alpha = like(x, params[0])
     one = like(x, 1.0)
     return (x if x > 0 else alpha * expm1(x)), (one if x > 0 else alpha * exp(x))
 
 
-@register_jitable
+@register_jitable(forceinline=True)
 def _selu(x, params):
     lam = like(x, SELU_LAMBDA)
     la = like(x, SELU_LAMBDA * SELU_ALPHA)
     return (lam * x if x > 0 else la * expm1(x)), (lam if x > 0 else la * exp(x))
 
 
-@register_jitable
+@register_jitable(forceinline=True)
 def _gelu(x, params):
     # 0.5 x (1 + tanh(u)) = x σ(2u): no cancellation of 1 + tanh(u) for x << 0
     c = like(x, GELU_C)
@@ -132,13 +132,13 @@ def _gelu(x, params):
     return x * s, (s if ds == 0 else d)  # ds underflows first: the limit is s (0 or 1)
 
 
-@register_jitable
+@register_jitable(forceinline=True)
 def _swish(x, params):
     s, ds = _logistic(x)
     return x * s, s + x * ds
 
 
-@register_jitable
+@register_jitable(forceinline=True)
 def _mish(x, params):
     # tanh(softplus(x)) = n / (n + 2), n = eˣ (eˣ + 2); written with q = exp(-|x|) so that
     # nothing overflows, and with 1 - t given directly (no cancellation where t is near 1)

@@ -52,10 +52,10 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------
 # Scalar terms: (value, d value / d prediction). Written once, inlined into every kernel.
-# Parameters arrive as a float64 tuple. The templates hand the elements of the terms just
-# below over as float64, so float32 data is computed in float64 and rounded once on store
-# (more accurate than the formula's float32 arithmetic, the same on both devices, and as
-# fast: these terms are a few operations per element read).
+# Parameters arrive as a float64 tuple. The templates hand the elements of the terms that
+# call no exp or log (mse, mae, huber, hinge, squared_hinge, nll, contrastive) over as
+# float64, so float32 data is computed in float64 and rounded once on store (more accurate
+# than the formula's float32 arithmetic, and as fast: a few operations per element read).
 # --------------------------------------------------------------------------------------
 
 
@@ -286,7 +286,9 @@ def loss(
     """Declare a loss (``spec.formula`` for the ``Loss`` template): the decorated stub's
     signature and docstring are the API. Returns the loss itself; its gradient and
     value-and-gradient functions are attributes ``.grad`` and ``.value_and_grad``
-    (exported as ``<name>_grad`` and ``<name>_value_and_grad``)."""
+    (exported as ``<name>_grad`` and ``<name>_value_and_grad``). A ``transcendental``
+    term (exp, log) is handed its elements in the data's own type and computes float32
+    data in float32; the others are handed float64 elements."""
 
     def decorate(stub: Callable) -> Callable:
         template = Loss(
@@ -390,9 +392,11 @@ def bce(y, p, eps=1e-15, *, reduction="mean", out=None):
     """Binary cross-entropy, ``L = -(1/n) Σ [y log p + (1 - y) log(1 - p)]``.
 
     ``p`` is clipped to ``[eps, 1 - eps]`` as in the formula; the gradient
-    ``(p - y) / (p (1 - p))`` is zero where the clip is active (as ``torch.clamp``). The
-    clip is evaluated in float64 even for float32 data, where ``1 - 1e-15`` would round to
-    1 and the formula return inf for ``p = 1, y = 0``.
+    ``(p - y) / (p (1 - p))`` is zero where the clip is active (as ``torch.clamp``).
+    float32 data is computed in float32 and clipped as the float64 formula clips it: in
+    float32 ``1 - 1e-15`` rounds to 1 and the formula returns inf for ``p = 1, y = 0``;
+    mlkernels keeps the float64 ``1 - p`` (9.99e-16) and corrects both logarithms to their
+    float64 values where the rounding loses them (``_clipped_logs``).
     """
 
 
@@ -437,8 +441,8 @@ def squared_hinge(y, scores, *, reduction="mean", out=None):
 def focal(y, p, alpha=0.25, gamma=2.0, eps=1e-15, *, reduction="mean", out=None):
     """Focal loss, ``L = -(1/n) Σ [α (1-p)^γ y log p + (1-α) p^γ (1-y) log(1-p)]``.
 
-    ``p`` clipped to ``[eps, 1 - eps]`` (in float64, see :func:`bce`); gradient zero where
-    clipped. ``0 <= alpha <= 1``, ``gamma >= 0``.
+    ``p`` clipped to ``[eps, 1 - eps]`` as the float64 formula clips it, float32 data too
+    (see :func:`bce`); gradient zero where clipped. ``0 <= alpha <= 1``, ``gamma >= 0``.
     """
 
 
