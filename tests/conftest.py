@@ -41,6 +41,8 @@ REPORT: list[str] = []
 
 
 def pytest_runtest_logreport(report):
+    if report.when != "call":  # the teardown's report carries the properties again
+        return
     for key, lines in report.user_properties:
         if key == REPORT_KEY:
             REPORT.extend(lines)
