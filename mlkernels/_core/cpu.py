@@ -129,11 +129,11 @@ def make_map(f):
 
 
 @functools.cache
-def reduce(f, n_in: int, k: int, n_out: int, acc: str = "float64", widen: bool = True):
+def reduce(f, n_in: int, k: int, n_out: int, acc: str, widen: bool):
     """``r = f(float64(x0[i]), ..., params)`` (the elements in their own type without
     ``widen``); ``r[0:k]`` summed in ``acc`` into ``total`` (k,), output ``j`` receives
-    ``r[j]`` (times ``grad_scale`` from ``j = k`` on). Kernels are cached by the arguments
-    as given: callers pass all six.
+    ``r[j]`` (times ``grad_scale`` from ``j = k`` on). No defaults: the kernels are cached
+    by the arguments as given, and a call leaving one out would make a second kernel.
 
     The sums are taken apart from the loop that writes the outputs: that loop keeps a
     block's values in ``v*``, a loop with no stores adds them. LLVM gives a loop with
@@ -220,7 +220,7 @@ def _in_order(parts):
 
 
 @functools.cache
-def classes_dense(term, widen: bool = True):
+def classes_dense(term, widen: bool):
     """Per-sample sums ``Σ_k term(y[i, k, r], x[i, k, r])`` of (n, C, R) arrays, one per
     (i, r), the gradient times ``grad_scale`` into ``gout``. A sample's terms are kept in
     ``vals`` (float64) and added by a loop with no stores (see :func:`reduce`). The

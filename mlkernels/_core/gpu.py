@@ -371,7 +371,7 @@ def make_map(f):
 
 
 @functools.cache
-def reduce(f, n_in: int, k: int, n_out: int, acc: str = "float64", widen: bool = True):
+def reduce(f, n_in: int, k: int, n_out: int, acc: str, widen: bool):
     """``cpu.reduce`` on the GPU: each thread sums its elements' ``r[0:k]``, each block its
     threads' sums into ``partials[block, q]`` (a fixed tree: deterministic), and
     :func:`combine` adds the blocks in order."""
@@ -440,7 +440,7 @@ def _rescale(g, dfac):
 
 
 @functools.cache
-def classes_dense(term, widen: bool = True):
+def classes_dense(term, widen: bool):
     """Per-sample sums over the classes of (n, C, R) arrays; a thread per sample."""
     block = block_total()
     elem = float64 if widen else as_is
