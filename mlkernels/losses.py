@@ -116,23 +116,26 @@ def _clipped_logs(p, lo, hi):
     """``(c, q, log c, log q)`` for ``c = clip(p, lo, hi)`` (float64 bounds) and
     ``q = 1 - c``, in p's type, as the float64 formula has them.
 
-    float64 data: the formula itself. float32 data: ``c`` is the float64 clip rounded,
-    ``q = 1 - c`` is taken in float32 (exact for c >= 1/2) and never below the float64
-    ``1 - hi`` (``1 - (1 - 1e-15)`` is 9.99e-16, a float32 number, not 0). The logarithms
-    are corrected for what the rounding lost where they are near 0: ``c`` rounds up to 1
-    where the float64 clip is ``hi``, whose log is ``-(1 - hi) = -q``; ``q`` rounds where
-    ``c < 1/2``: by ``(q - 1) + c`` (Fast2Sum, exact), with ``c`` there taken as the
-    formula's own ``1 - q``, its ``1 - c`` rounded in float64 (which loses the last bits
-    of a tiny ``c``).
+    float64 data: the formula itself. float32 data: ``c`` is the float64 clip rounded
+    (what :func:`_clip` gives), ``q = 1 - c`` is taken in float32 (exact for c >= 1/2)
+    and never below the float64 ``1 - hi`` (``1 - (1 - 1e-15)`` is 9.99e-16, a float32
+    number, not 0). The logarithms are corrected for what the rounding lost where they
+    are near 0: ``c`` rounds up to 1 where the float64 clip is ``hi``, whose log is
+    ``-(1 - hi) = -q``; ``q`` rounds where ``c < 1/2``: by ``(q - 1) + c`` (Fast2Sum,
+    exact), with ``c`` there taken as the formula's own ``1 - q``, its ``1 - c`` rounded
+    in float64 (which loses the last bits of a tiny ``c``).
     """
     one = like(p, 1.0)
-    c = _clip(p, lo, hi)
-    q = one - c
     if not vm.single(p):
+        c = clip(p, lo, hi)
+        q = one - c
         return c, q, vm.log(c), vm.log(q)
+    c64 = clip(like(lo, p), lo, hi)  # the formula's clip
+    c = like(p, c64)
+    q = one - c
     q_min = like(p, 1.0 - hi)
     q = q_min if q < q_min else q
-    c_q = like(p, 1.0 - (1.0 - clip(like(lo, p), lo, hi)))  # 1 - (the formula's q)
+    c_q = like(p, 1.0 - (1.0 - c64))  # 1 - (the formula's q)
     return c, q, vm.log(c) - (q - (one - c)), vm.log(q) - ((q - one) + c_q)
 
 
