@@ -16,6 +16,7 @@ registers x threads than an SM has (65536) at the default launch shape.
 Prints one line per kernel and "compiled N kernels" at the end; exits 1 on any failure.
 """
 
+import inspect
 import os
 import re
 import shutil
@@ -54,6 +55,8 @@ def arr(dtype, ndim):
 def params_of(spec):
     """The kernels' parameter tuple type: a float64 per parameter (at least one)."""
     example = {n: p.default for n, p in spec.signature.parameters.items()}
+    required = [n for n, v in example.items() if v is inspect.Parameter.empty]
+    example.update({n: float(k + 1) for k, n in enumerate(required)})  # T_warmup < T_total
     example.update({n: 0 for n in spec.arrays})
     n = len(spec.validate({**example, "seed": 1} if "seed" in example else example))
     return types.UniTuple(f64, n)
@@ -133,6 +136,7 @@ def rows_then_cols_kernels(spec, t, dt):
 
 SIGNATURES = {
     T.Map: map_kernels,
+    T.Steps: map_kernels,
     T.Sum: sum_kernels,
     T.Loss: loss_kernels,
     T.Rows: rows_kernels,
@@ -152,6 +156,35 @@ def kernels():
                 sig = (types.Array(src, nd, "A"), arr(dt, nd))
                 yield f"copy{nd}[{src} -> {dt}]", copy, sig
     yield "reduce combine", _gpu.combine(None), (arr(f64, 2), f64, arr(f64, 1), none, none)
+    yield from foreach_kernels()
+
+
+def foreach_kernels():
+    """The optimisers' and gradient tools' foreach kernels (``templates.FOREACH``), their
+    per-array combination and the global norm's factor."""
+    i64 = types.int64
+    for t in T.FOREACH:
+        for dt in (types.float32, types.float64):
+            kernel = _gpu.foreach(t.f, len(t.columns), len(t.reads), t.stores, t.kinds)
+            refs = types.Tuple([arr(dt, 1)] * len(t.columns))
+            parts = arr(f64, 2) if t.kinds else none
+            sig = (arr(i64, 2), arr(i64, 2), refs, types.UniTuple(f64, t.n_params))
+            yield (
+                f"foreach {t.f.__name__} {t.stores}{t.kinds}[{dt}]",
+                kernel,
+                (
+                    *sig,
+                    arr(f64, 1),
+                    parts,
+                ),
+            )
+    for kinds in {t.kinds for t in T.FOREACH if t.kinds}:
+        kernel = _gpu.foreach_groups(kinds)
+        yield f"foreach groups {kinds}", kernel, (arr(f64, 2), arr(i64, 1), arr(f64, 2))
+    for dt in (types.float32, types.float64):
+        sig = (arr(f64, 2), f64, arr(dt, 0), arr(f64, 1))
+        yield f"global norm[{dt}]", _gpu._global_norm, sig
+        yield f"norms[{dt}]", _gpu._norms, (arr(f64, 2), arr(dt, 1))
 
 
 REGISTERS_PER_SM = 65536  # 32-bit registers of an sm_90 multiprocessor (and per block)

@@ -17,16 +17,16 @@ from mlkernels._core.templates import ByLabel, Foreach, PairOp, Pairwise
 
 
 @register_jitable
-def _momentum(p, v, g, params):
-    """SGD with momentum, the update of optim.sgd: v = mu v + g; p = p - lr v."""
+def _momentum(p, v, g, s, params):
+    """SGD with momentum, the update of optim.sgd: v = mu v + s g; p = p - lr v."""
     lr, mu = params
-    v_new = mu * v + g
+    v_new = mu * v + s * g
     return p - lr * v_new, v_new
 
 
 @register_jitable
-def _sq(g, params):
-    return (g * g,)
+def _sq(g, s, params):
+    return (g * g, abs(g))
 
 
 @register_jitable
@@ -65,7 +65,7 @@ def test_foreach_updates_a_list_of_arrays_in_place(device, dtype):
     want_v = [mu * vi + gi for vi, gi in zip(v, g, strict=True)]
     want_p = [pi - np.asarray(lr, dtype) * vi for pi, vi in zip(p, want_v, strict=True)]
     dp, dg, dv = ([to_device(a, device) for a in arrs] for arrs in (p, g, v))
-    step = Foreach(_momentum, ("params", "velocity", "grads"), writes=2)  # writes the first 2
+    step = Foreach(_momentum, ("params", "velocity", "grads"), ("params", "velocity"))
     assert step.run({"params": dp, "grads": dg, "velocity": dv}, (lr, mu)) is None
     tol = {"rtol": 1e-6, "atol": 1e-6} if dtype == "float32" else {"rtol": 1e-14, "atol": 1e-15}
     for got, want in zip(dp + dv, want_p + want_v, strict=True):
@@ -74,24 +74,52 @@ def test_foreach_updates_a_list_of_arrays_in_place(device, dtype):
         np.testing.assert_array_equal(to_host(got), was)  # read, never written
 
 
-def test_foreach_sums_over_every_array_in_one_launch(device):
-    """clip_by_global_norm's Σ g² over a list: each square in the data's precision
-    (float32 here), summed in float64, chunks in order."""
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_foreach_writes_new_arrays_and_scales_by_a_device_factor(device, dtype):
+    """An update into new arrays (the optimisers' ``update``): the parameters are read,
+    not written; ``coef`` (on the device) scales the gradients."""
+    rng = np.random.default_rng(2)
+    sizes = _sizes(device)
+    p, g, v = ([rng.standard_normal(n).astype(dtype) for n in sizes] for _ in range(3))
+    new = [np.full(n, np.nan, dtype) for n in sizes]
+    lr, mu, s = 0.1, 0.9, 0.25
+    want_v = [mu * vi + s * gi for vi, gi in zip(v, g, strict=True)]
+    want_p = [pi - lr * vi for pi, vi in zip(p, want_v, strict=True)]
+    dp, dg, dv, dn = ([to_device(a, device) for a in arrs] for arrs in (p, g, v, new))
+    step = Foreach(_momentum, ("params", "velocity", "grads"), ("new", "velocity"))
+    coef = to_device(np.array([s]), device)
+    step.run({"params": dp, "grads": dg, "velocity": dv, "new": dn}, (lr, mu), coef)
+    tol = {"rtol": 1e-6, "atol": 1e-6} if dtype == "float32" else {"rtol": 1e-14, "atol": 1e-15}
+    for got, want in zip(dn + dv, want_p + want_v, strict=True):
+        np.testing.assert_allclose(to_host(got), want, **tol)
+    for got, was in zip(dp, p, strict=True):
+        np.testing.assert_array_equal(to_host(got), was)
+
+
+def test_foreach_sums_and_maxima_per_array_in_one_launch(device):
+    """clip_by_global_norm's Σ g² and gradient_stats' max |g|, per array: each square in
+    the data's precision (float32 here), summed in float64, chunks in order; a NaN
+    propagates through the max."""
     rng = np.random.default_rng(1)
     g = [rng.standard_normal(n).astype(np.float32) for n in _sizes(device)]
-    total = Foreach(_sq, ("grads",), writes=0, k=1).run(
-        {"grads": [to_device(a, device) for a in g]}, ()
+    g[0][3] = np.nan
+    totals = to_host(
+        Foreach(_sq, ("grads",), kinds=("sum", "max")).run(
+            {"grads": [to_device(a, device) for a in g]}, ()
+        )
     )
-    want = math.fsum(float(x) ** 2 for a in g for x in a.astype(np.float64))
-    assert to_host(total)[0] == pytest.approx(want, rel=1e-6)
-    squares = [np.square(a) for a in g]  # float32 squares, summed exactly
-    assert to_host(total)[0] == pytest.approx(
-        math.fsum(map(float, np.concatenate(squares))), rel=1e-12
-    )
+    assert totals.shape == (len(g), 2)
+    for a, (ss, mx) in zip(g, totals, strict=True):
+        if np.isnan(a).any():
+            assert np.isnan(ss) and np.isnan(mx)
+            continue
+        squares = np.square(a)  # float32 squares, summed exactly
+        assert ss == pytest.approx(math.fsum(map(float, squares)), rel=1e-12, abs=0)
+        assert mx == (np.abs(a).max() if a.size else -np.inf)
 
 
 def test_foreach_rejects_lists_that_do_not_fit():
-    step = Foreach(_momentum, ("params", "velocity", "grads"), writes=2)
+    step = Foreach(_momentum, ("params", "velocity", "grads"), ("params", "velocity"))
     a = np.zeros(3)
     with pytest.raises(ValueError, match=r"grads\[0\]"):
         step.run({"params": [a], "grads": [np.zeros(4)], "velocity": [a.copy()]}, (0.1, 0.9))
@@ -100,7 +128,15 @@ def test_foreach_rejects_lists_that_do_not_fit():
     with pytest.raises(ValueError, match="contiguous"):
         step.run({"params": [np.zeros(6)[::2]], "grads": [a], "velocity": [a.copy()]}, (0.1, 0.9))
     with pytest.raises(TypeError, match="float32"):
-        step.run({"params": [a], "grads": [a.astype(np.float32)], "velocity": [a]}, (0.1, 0.9))
+        step.run({"params": [a, a.astype(np.float32)], "grads": [a, a], "velocity": [a, a]}, ())
+    with pytest.raises(ValueError, match="writeable"):
+        ro = np.zeros(3)
+        ro.flags.writeable = False
+        step.run({"params": [ro], "grads": [a], "velocity": [a.copy()]}, (0.1, 0.9))
+    ro.flags.writeable = False
+    step.run({"params": [a.copy()], "grads": [ro], "velocity": [a.copy()]}, (0.1, 0.9))  # read
+    with pytest.raises(ValueError, match="either writes"):
+        Foreach(_sq, ("grads",), ("grads",), kinds=("sum",)).run({"grads": [a.copy()]}, ())
 
 
 @pytest.mark.parametrize("shape", [(7, 5, 3), (1, 1, 1), (70, 9, 20), (3, 4, 0), (0, 4, 2)])

@@ -27,8 +27,9 @@ Patterns (the GPU has the same ones, with the same arguments, in ``gpu.py``):
 * :func:`cols`      K float64 statistics per column over axis 0 (``op.push`` per row
   into chunk states, ``op.merge`` of the chunks in order, ``op.final``), then an
   elementwise pass (``op.emit``): batch_norm, max_norm, layer_norm's dgamma/dbeta.
-* :func:`foreach`   an update of a LIST of flat arrays in place, one launch over a table
-  of (array, start, stop) chunks: optimisers, clip_by_global_norm.
+* :func:`foreach`   an update of LISTS of flat arrays (in place or into new arrays), or
+  per-array sums and maxima, in one launch over a table of (array, start, stop) chunks:
+  optimisers, clip_by_global_norm, layer_grad_norms, gradient_stats.
 * :func:`pairwise`  A (n, d) x B (m, d) -> (n, m) in tiles, ``op.init``/``op.step`` per
   coordinate and ``op.end`` per pair: distances and kernel matrices.
 * :func:`by_label`  per-label sums of rows (n, d) into (L, d) with counts: k-means.
@@ -40,16 +41,17 @@ templates.
 from __future__ import annotations
 
 import functools
+import math
 import re
 
 import numpy as np
-from numba import float64, int64, prange  # noqa: F401 - used by the generated kernels
+from numba import carray, float64, int64, prange  # noqa: F401 - used by the generated kernels
 from numba.extending import register_jitable
 
 from mlkernels._core import codegen, pointers
 from mlkernels._core.codegen import joined, names
 from mlkernels._core.jit import cpu_kernel
-from mlkernels._core.scalar import as_is
+from mlkernels._core.scalar import as_is, maximum
 
 is_host = True
 
@@ -415,62 +417,122 @@ def make_cols_emit(emit):
 # foreach, pairwise, by_label
 # --------------------------------------------------------------------------------------
 
-#: Elements per chunk of a foreach launch: the chunk table, and so the order in which a
-#: foreach reduction adds its chunks, depends on the arrays' sizes alone.
+#: Elements per chunk of a foreach launch on the CPU: the chunk table, and so the order in
+#: which a foreach reduction adds its chunks, depends on the arrays' sizes alone.
 FOREACH_CHUNK = 1 << 16
 
 
-def foreach_chunks(sizes) -> np.ndarray:
-    """The chunk table (m, 3) of a foreach launch: rows ``(group, lo, hi)``."""
-    rows = [
-        (g, lo, min(n, lo + FOREACH_CHUNK))
-        for g, n in enumerate(sizes)
-        for lo in range(0, n, FOREACH_CHUNK)
-    ]
-    return np.array(rows, np.int64).reshape(-1, 3)
+def foreach_chunks(sizes, chunk: int = FOREACH_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """The chunk table of a foreach launch, ``(chunks (m, 3), starts (G + 1,))``: rows
+    ``(group, lo, hi)`` of at most ``chunk`` elements, group by group, and where each
+    group's rows start (group ``g`` has the rows ``starts[g]:starts[g + 1]``)."""
+    rows, starts = [], [0]
+    for g, n in enumerate(sizes):
+        rows.extend((g, lo, min(n, lo + chunk)) for lo in range(0, n, chunk))
+        starts.append(len(rows))
+    return np.array(rows, np.int64).reshape(-1, 3), np.array(starts, np.int64)
 
 
-def foreach_source(n_arrays: int, n_write: int, k: int) -> tuple[str, str, str]:
-    """The loads, stores and sums of a foreach kernel's inner loop (shared with ``gpu``)."""
-    loads = joined(f"load(table[g, {q}], i, ref)" for q in range(n_arrays))
-    ind = " " * 16
-    stores = "".join(f"\n{ind}store(table[g, {q}], i, ref, r[{q}])" for q in range(n_write))
-    sums = "".join(f"\n{ind}a{q} += float64(r[{n_write + q}])" for q in range(k))
-    return loads, stores, sums
+#: What a foreach reduction starts from and how it adds a value, by kind.
+FOREACH_KINDS = {"sum": ("0.0", "{a} + {v}"), "max": ("-math.inf", "maximum({a}, {v})")}
+
+
+def foreach_body(n_read: int, stores: tuple, kinds: tuple, load, store, ind: str):
+    """The inner loop of a foreach kernel, shared with ``gpu``: ``(init, body)``, the
+    accumulators' start and the loop's body (indented by ``ind``). ``f`` receives the
+    elements of the ``n_read`` columns read (``load(q)``); result ``j`` goes into column
+    ``stores[j]`` (``store(c, value)``: an input column for an update in place, another for
+    one into new arrays); the results after them are accumulated by their ``kinds``, in
+    float64."""
+    if stores and kinds:
+        raise ValueError("a foreach kernel either writes arrays or reduces them, not both")
+    init = "".join(f"{ind}a{q} = {FOREACH_KINDS[k][0]}\n" for q, k in enumerate(kinds))
+    args = joined([*(f"e{q}" for q in range(n_read)), "s", "params"])
+    body = "".join(f"{ind}    e{q} = {load(q)}\n" for q in range(n_read))
+    body += f"{ind}    r = f({args})\n"
+    body += "".join(f"{ind}    {store(c, f'r[{j}]')}\n" for j, c in enumerate(stores))
+    for q, kind in enumerate(kinds):
+        value = f"float64(r[{len(stores) + q}])"
+        body += f"{ind}    a{q} = {FOREACH_KINDS[kind][1].format(a=f'a{q}', v=value)}\n"
+    return init, body
+
+
+def foreach_tag(f, n_cols: int, n_read: int, stores: tuple, kinds: tuple) -> str:
+    """A name for one foreach kernel of ``f`` (see the helper's name in :func:`reduce`):
+    an update in place and one into new arrays are two kernels of one ``f``."""
+    return f"{unique_tag(f)}_{n_cols}_{n_read}_{''.join(str(c) for c in stores)}_" + "".join(
+        k[0] for k in kinds
+    )
+
+
+def _foreach_chunk(f, n_cols: int, n_read: int, stores: tuple, kinds: tuple) -> str:
+    init, body = foreach_body(
+        n_read, stores, kinds, lambda q: f"x{q}[i]", lambda c, v: f"x{c}[i] = {v}", "        "
+    )
+    result = joined([f"a{q}" for q in range(len(kinds))] or ["0.0"])
+    tag, args = foreach_tag(f, n_cols, n_read, stores, kinds), joined([*names("x", n_cols), "s"])
+    return f"""
+    def chunk_{tag}({args}, params):
+{init}\
+        for i in range(x0.size):
+{body}\
+        return ({result},)
+"""
 
 
 @functools.cache
-def foreach(f, n_arrays: int, n_write: int, k: int):
-    """``r = f(a0[i], ..., params)`` over every element ``i`` of every group of a LIST of
-    arrays, in ONE launch over the chunk table ``chunks`` (:func:`foreach_chunks`):
-    ``table[g, q]`` is the address of array ``q`` of group ``g`` (all of ``ref``'s dtype,
-    C-contiguous; see ``pointers``). ``r[q]`` is written back in place into array ``q``
-    for ``q < n_write`` (an optimiser's parameters and moments); ``r[n_write:n_write + k]``
-    are summed in float64 per chunk and the chunks combined in order into ``total``
-    (clip_by_global_norm's Σ g²): the same bits whatever the number of threads."""
-    loads, stores, sums = foreach_source(n_arrays, n_write, k)
-    init = "".join(f"            a{q} = 0.0\n" for q in range(k))
-    keep = "".join(f"            parts[c, {q}] = a{q}\n" for q in range(k))
+def foreach(f, n_cols: int, n_read: int, stores: tuple, kinds: tuple):
+    """``r = f(a0[i], ..., a{n_read-1}[i], s, params)`` over every element ``i`` of every
+    group of LISTS of arrays, in ONE launch over a chunk table (:func:`foreach_chunks`).
+
+    ``table[g, q]`` is the address of column ``q``'s array in group ``g`` (C-contiguous;
+    see ``pointers``), its dtype that of ``refs[q]``: a group is a parameter, its gradient,
+    its moments, its new value. ``r[j]`` is stored into column ``stores[j]`` (an update in
+    place stores into a column it reads: LLVM then knows the two are one array, and
+    vectorises). The results after the stores are reduced per chunk in float64, by their
+    ``kinds`` ("sum" or "max", NaN propagating), and the chunks of each group combined in
+    order into ``totals[g]``: the same bits whatever the number of threads. ``s`` is
+    ``coef[0]`` (1.0 without ``coef``), a factor computed on the device: the clip of an
+    optimiser's step by the global norm."""
+    k = len(kinds)
+    chunk_source = _foreach_chunk(f, n_cols, n_read, stores, kinds)
+    views = "".join(
+        f"            x{q} = carray(pointer(table[g, {q}], refs[{q}]), hi)[lo:hi]\n"
+        for q in range(n_cols)
+    )
+    combine = "".join(
+        f"""
+                t = {FOREACH_KINDS[kind][0]}
+                for c in range(starts[g], starts[g + 1]):
+                    t = {FOREACH_KINDS[kind][1].format(a="t", v=f"parts[c, {q}]")}
+                totals[g, {q}] = t"""
+        for q, kind in enumerate(kinds)
+    )
     source = f"""
-def make_foreach(f):
-    def foreach_kernel(chunks, table, ref, params, total):
+def make_foreach(f):{chunk_source}
+    chunk = register_jitable(chunk_{foreach_tag(f, n_cols, n_read, stores, kinds)})
+
+    def foreach_kernel(chunks, starts, table, refs, params, coef, totals):
         m = chunks.shape[0]
-        parts = np.zeros((m, {max(k, 1)}))
+        parts = np.empty((m, {max(k, 1)}))
+        s = 1.0 if coef is None else coef[0]
         for c in prange(m):
             g, lo, hi = chunks[c, 0], chunks[c, 1], chunks[c, 2]
-{init}\
-            for i in range(lo, hi):
-                r = f({loads}, params){stores}{sums}
-{keep}\
-        if total is not None:
+{views}\
+            r = chunk({joined([*names("x", n_cols), "s", "params"])})
             for q in range({k}):
-                t = 0.0
-                for c in range(m):
-                    t += parts[c, q]
-                total[q] = t
+                parts[c, q] = r[q]
+        if totals is not None:
+            for g in range(totals.shape[0]):{combine or chr(10) + "                pass"}
     return foreach_kernel
 """
-    env = {**_env(), "load": pointers.load, "store": pointers.store}
+    env = {
+        **_env(),
+        "carray": carray,
+        "math": math,
+        "pointer": pointers.pointer,
+        "maximum": maximum,
+    }
     return cpu_kernel(codegen.build(source, "make_foreach", env)(f))
 
 
@@ -586,16 +648,36 @@ def run_cols(op, ins, feats, params, outs):
     return acc
 
 
-def run_foreach(f, groups, params, n_write, k):
-    """``foreach`` over ``groups`` (a list of tuples of arrays, one tuple per group, every
-    array of a tuple of one size); returns the (k,) total, or None when k = 0."""
-    ref = np.empty(0, groups[0][0].dtype)
+def run_foreach(f, columns, n_read, stores, kinds, params, coef=None):
+    """``foreach`` over the groups of ``columns`` (a list per column, one array per group,
+    every array of a group of one size): returns the per-group totals (G, len(kinds))
+    float64, or None without ``kinds``. ``coef``: None or a (1,) float64 array."""
+    groups = list(zip(*columns, strict=True))
+    refs = tuple(np.empty(0, col[0].dtype) for col in columns)
     table = np.array([[pointers.address(a) for a in g] for g in groups], np.int64)
-    chunks = foreach_chunks([g[0].size for g in groups])
-    total = np.zeros(k) if k else None
+    chunks, starts = foreach_chunks([g[0].size for g in groups])
+    totals = np.zeros((len(groups), len(kinds))) if kinds else None
     work = sum(g[0].size for g in groups)
-    foreach(f, table.shape[1], n_write, k)(work, chunks, table, ref, params, total)
-    return total
+    kernel = foreach(f, len(columns), n_read, tuple(stores), tuple(kinds))
+    kernel(work, chunks, starts, table, refs, params, coef, totals)
+    return totals
+
+
+def run_global_norm(totals, max_norm, dtype):
+    """The norm of a list from its arrays' Σ g² (``totals`` (G, 1), added in order) and
+    clip_by_global_norm's factor ``min(1, max_norm / (norm + 1e-6))`` (1 for a NaN norm,
+    as the formula's Python ``min`` gives): ``(norm in dtype, coef (1,) float64)``."""
+    t = 0.0
+    for v in totals[:, 0].tolist():
+        t += v
+    norm = math.sqrt(t)
+    q = max_norm / (norm + 1e-6)
+    return dtype.type(norm), np.array([q if q < 1.0 else 1.0])
+
+
+def run_norms(totals, dtype):
+    """Each array's norm from its Σ g² (``totals`` (G, 1)): a (G,) array of dtype."""
+    return np.sqrt(totals[:, 0]).astype(dtype)
 
 
 def run_pairwise(op, a, b, params, out):

@@ -29,7 +29,7 @@ from mlkernels._core import codegen, pointers
 from mlkernels._core.codegen import joined, names
 from mlkernels._core.cuda import cuda, fake_array_type
 from mlkernels._core.jit import gpu_kernel
-from mlkernels._core.scalar import as_is
+from mlkernels._core.scalar import as_is, maximum
 from mlkernels.config import launch_shape, simulator
 
 is_host = False
@@ -337,6 +337,7 @@ def _env() -> dict:
         "float64": float64,
         "math": math,
         "block_total": block_total,
+        "maximum": maximum,
     }
 
 
@@ -636,35 +637,96 @@ def make_cols_emit(emit):
 
 
 @functools.cache
-def foreach(f, n_arrays: int, n_write: int, k: int):
-    """``cpu.foreach`` on the GPU: a block per chunk of the table (grid-stride over the
-    chunks), its threads striding through the chunk; the sums go through each block's
-    tree into ``partials[block, q]``, combined in order by :func:`combine`."""
-    from mlkernels._core.cpu import foreach_source
+def block_max():
+    """:func:`block_total` with ``max`` (NaN propagating) for the tree's ``+``."""
 
-    loads, stores, sums = foreach_source(n_arrays, n_write, k)
-    init = "".join(f"        a{q} = 0.0\n" for q in range(k))
+    def total(value):
+        sm = cuda.shared.array(0, float64)
+        tid = cuda.threadIdx.x
+        sm[tid] = value
+        cuda.syncthreads()
+        step = cuda.blockDim.x // 2
+        while step > 0:
+            if tid < step:
+                a, b = sm[tid], sm[tid + step]
+                sm[tid] = a if (a > b or a != a) else b
+            cuda.syncthreads()
+            step //= 2
+        t = sm[0]
+        cuda.syncthreads()
+        return t
+
+    return cuda.jit(device=True)(total)
+
+
+#: Elements per chunk of a foreach launch on the GPU: a block's share of the work, small
+#: enough that a list of a few large arrays still fills the device.
+FOREACH_CHUNK = 1 << 12
+
+
+@functools.cache
+def foreach(f, n_cols: int, n_read: int, stores: tuple, kinds: tuple):
+    """``cpu.foreach`` on the GPU: a block per chunk of the table (grid-stride over the
+    chunks), its threads striding through the chunk; each chunk's results go through the
+    block's tree (:func:`block_total`, :func:`block_max`) into ``parts[chunk, q]``, and
+    :func:`foreach_groups` combines each group's chunks in order."""
+    from mlkernels._core.cpu import foreach_body
+
+    init, body = foreach_body(
+        n_read,
+        stores,
+        kinds,
+        lambda q: f"load(table[g, {q}], i, refs[{q}])",
+        lambda c, v: f"store(table[g, {c}], i, refs[{c}], {v})",
+        "            ",
+    )
     blocks = "".join(
-        f"\n            t = block(a{q})\n            if cuda.threadIdx.x == 0:\n"
-        f"                partials[cuda.blockIdx.x, {q}] = t"
-        for q in range(k)
+        f"            t = block_{kind}(a{q})\n            if cuda.threadIdx.x == 0:\n"
+        f"                parts[c, {q}] = t\n"
+        for q, kind in enumerate(kinds)
     )
     source = f"""
-def make_foreach(f, block):
-    def foreach_kernel(chunks, table, ref, params, partials):
-{init}\
+def make_foreach(f, block_sum, block_max):
+    def foreach_kernel(chunks, table, refs, params, coef, parts):
+        s = 1.0 if coef is None else coef[0]
         for c in range(cuda.blockIdx.x, chunks.shape[0], cuda.gridDim.x):
             g, lo, hi = chunks[c, 0], chunks[c, 1], chunks[c, 2]
+{init}\
             for i in range(lo + cuda.threadIdx.x, hi, cuda.blockDim.x):
-                r = f({loads}, params){stores}{sums}
-        if partials is not None:{blocks or chr(10) + "            pass"}
+{body}\
+{blocks}\
     return foreach_kernel
 """
     if simulator():
         env = {**_env(), "load": pointers.sim_load, "store": pointers.sim_store}
     else:
         env = {**_env(), "load": pointers.load, "store": pointers.store}
-    return gpu_kernel(codegen.build(source, "make_foreach", env)(f, block_total()))
+    make = codegen.build(source, "make_foreach", env)
+    return gpu_kernel(make(f, block_total(), block_max()))
+
+
+@functools.cache
+def foreach_groups(kinds: tuple):
+    """``totals[g, q]``: the chunks ``starts[g]:starts[g + 1]`` of ``parts[:, q]`` combined
+    in order by ``kinds[q]``, a thread per group (deterministic)."""
+    from mlkernels._core.cpu import FOREACH_KINDS
+
+    combine = "".join(
+        f"""
+            t = {FOREACH_KINDS[kind][0]}
+            for c in range(starts[g], starts[g + 1]):
+                v = parts[c, {q}]
+                t = {FOREACH_KINDS[kind][1].format(a="t", v="v")}
+            totals[g, {q}] = t"""
+        for q, kind in enumerate(kinds)
+    )
+    source = f"""
+def make_foreach_groups():
+    def foreach_groups_kernel(parts, starts, totals):
+        for g in range(cuda.grid(1), totals.shape[0], cuda.gridsize(1)):{combine}
+    return foreach_groups_kernel
+"""
+    return gpu_kernel(codegen.build(source, "make_foreach_groups", _env())())
 
 
 @functools.cache
@@ -863,28 +925,97 @@ def _extent(x) -> tuple[int, int]:
     return lo, hi + itemsize
 
 
-def run_foreach(f, groups, params, n_write, k):
-    """``foreach`` over ``groups`` of device arrays (see ``cpu.run_foreach``); returns the
-    (k,) total on the device, or None."""
+#: Chunk tables already on the device, by the arrays' addresses and sizes (an optimiser's
+#: list is the same at every step): uploaded once, not at every launch.
+_TABLES: dict[tuple, tuple] = {}
+
+
+def _foreach_tables(table: np.ndarray, sizes: list[int]) -> tuple:
+    """The device copies of ``(table, chunks, starts)`` for these arrays (cached)."""
     from mlkernels._core.cpu import foreach_chunks
 
-    ref = device_array(0, np.dtype(groups[0][0].dtype))
+    key = (table.tobytes(), tuple(sizes), launch_shape())
+    hit = _TABLES.get(key)
+    if hit is None:
+        chunks, starts = foreach_chunks(sizes, FOREACH_CHUNK)
+        hit = (
+            cuda.to_device(table, stream=stream()),
+            cuda.to_device(chunks, stream=stream()),
+            cuda.to_device(starts, stream=stream()),
+            chunks.shape[0],
+        )
+        if stream():  # the copies are done before another stream can use them
+            stream().synchronize()
+        if len(_TABLES) >= 256:
+            _TABLES.pop(next(iter(_TABLES)))
+        _TABLES[key] = hit
+    return hit
+
+
+@functools.cache
+def _ref(dtype: np.dtype):
+    """A 0-size device array of ``dtype``: what tells a foreach kernel a column's dtype."""
+    return cuda.device_array(0, dtype)
+
+
+def run_foreach(f, columns, n_read, stores, kinds, params, coef=None):
+    """``foreach`` over the groups of ``columns`` of device arrays (see
+    ``cpu.run_foreach``); returns the (G, len(kinds)) float64 totals on the device, or
+    None without ``kinds``."""
+    groups = list(zip(*columns, strict=True))
+    sizes = [g[0].size for g in groups]
+    refs = tuple(_ref(np.dtype(col[0].dtype)) for col in columns)
     table = np.array([[pointers.address(a) for a in g] for g in groups], np.int64)
-    chunks = foreach_chunks([g[0].size for g in groups])
-    if not chunks.shape[0]:
-        return to_device(np.zeros(k)) if k else None
+    table_d, chunks_d, starts_d, m = _foreach_tables(table, sizes)
+    k = len(kinds)
+    totals = device_array((len(groups), k), np.float64) if k else None
     threads, blocks = launch_shape()
     threads = threads or THREADS
-    blocks = blocks or max(1, min(chunks.shape[0], MAX_BLOCKS))
-    partials = device_array((blocks, k), np.float64) if k else None
-    kernel = foreach(f, table.shape[1], n_write, k)
-    table_d, chunks_d = to_device(table), to_device(chunks)
-    kernel[blocks, threads, stream(), threads * 8](chunks_d, table_d, ref, params, partials)
-    if not k:
-        return None
-    total = device_array(k, np.float64)
-    combine(None)[1, threads, stream(), threads * 8](partials, 1.0, total, None, None)
-    return total
+    blocks = blocks or max(1, min(m, MAX_BLOCKS))
+    parts = device_array((max(m, 1), k), np.float64) if k else None
+    if m:
+        kernel = foreach(f, len(columns), n_read, tuple(stores), tuple(kinds))
+        kernel[blocks, threads, stream(), threads * 8](chunks_d, table_d, refs, params, coef, parts)
+    if k:
+        if not m:
+            parts = to_device(np.zeros((1, k)))
+        t, b = _shape(len(groups))
+        foreach_groups(tuple(kinds))[b, t, stream()](parts, starts_d, totals)
+    return totals
+
+
+@gpu_kernel
+def _global_norm(totals, max_norm, norm, coef):
+    if cuda.grid(1) == 0:
+        t = 0.0
+        for g in range(totals.shape[0]):
+            t += totals[g, 0]
+        r = math.sqrt(t)
+        norm[()] = r
+        q = max_norm / (r + 1e-6)
+        coef[0] = q if q < 1.0 else 1.0
+
+
+def run_global_norm(totals, max_norm, dtype):
+    """``cpu.run_global_norm`` on the device, one thread (no host round-trip): the 0-d
+    norm (of dtype) and the (1,) float64 factor, left on the device."""
+    norm, coef = device_array((), dtype), device_array(1, np.float64)
+    _global_norm[1, 1, stream()](totals, float(max_norm), norm, coef)
+    return norm, coef
+
+
+@gpu_kernel
+def _norms(totals, out):
+    for g in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+        out[g] = math.sqrt(totals[g, 0])
+
+
+def run_norms(totals, dtype):
+    """Each array's norm from its Σ g² (``totals`` (G, 1)): a (G,) device array of dtype."""
+    out = device_array(totals.shape[0], dtype)
+    threads, blocks = _shape(out.shape[0])
+    _norms[blocks, threads, stream()](totals, out)
+    return out
 
 
 def run_pairwise(op, a, b, params, out):

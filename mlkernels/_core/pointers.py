@@ -2,8 +2,9 @@
 arrays of different sizes (PyTorch's ``_foreach_*`` and its multi-tensor apply do the same
 with a table of pointers). A kernel receives an int64 table of the arrays' addresses and
 reads and writes ``load(address, i, ref)`` / ``store(address, i, ref, value)``, ``ref`` a
-(0-size) array of the elements' dtype. The same LLVM code serves the CPU and the GPU;
-under the CUDA simulator (plain Python) the addresses are viewed through ctypes.
+(0-size) array of the elements' dtype (the GPU), or views a chunk of an array as an
+array, ``carray(pointer(address, ref), n)`` (the CPU: loops over arrays vectorise). Under
+the CUDA simulator (plain Python) the addresses are viewed through ctypes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,18 @@ def _pointer(context, builder, dtype, address, index):
     ptr_type = context.get_value_type(types.CPointer(dtype))
     base = builder.inttoptr(address, ptr_type)
     return builder.gep(base, [index])
+
+
+@intrinsic
+def pointer(typingctx, address, ref):
+    """``(dtype *) address``, dtype that of the array ``ref`` (for ``numba.carray``)."""
+    ptr_type = types.CPointer(ref.dtype)
+    sig = ptr_type(address, ref)
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(ptr_type))
+
+    return sig, codegen
 
 
 @intrinsic

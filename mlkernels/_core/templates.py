@@ -117,6 +117,18 @@ def _split(job: Job) -> tuple[list[str], list[str]]:
 # --------------------------------------------------------------------------------------
 
 
+def _one_output(o: Any) -> tuple:
+    return (o,)
+
+
+def _first_of_two(o: Any) -> tuple:
+    return (o, None)
+
+
+def _second_of_two(o: Any) -> tuple:
+    return (None, o)
+
+
 class Map:
     """``out = f(x, ...)[output]`` elementwise over arrays of one shape, any shape.
 
@@ -147,7 +159,11 @@ class Map:
         kernel dispatch (a small call's time is mostly Python's). ``f(x)`` alone, the
         activations' usual call, takes the fewest: no keyword, nothing to parse."""
         kernel = cpu.map(self.f, self.inputs, self.results, self.widen, self.counter)
-        n, first, threads = self.inputs, self.output == 0, _threads
+        n, threads = self.inputs, _threads
+        if self.results == 1:
+            put = _one_output
+        else:
+            put = _first_of_two if self.output == 0 else _second_of_two
         fixed = parse.fixed if n == 1 and spec.shortcut is None else None
         f64, f32 = np.dtype(np.float64), np.dtype(np.float32)
 
@@ -161,10 +177,9 @@ class Map:
                         small = x.size < threads.PARALLEL_MIN
                         run = kernel.serial if small else kernel.parallel
                         if x.ndim == 1:
-                            run(x, fixed, res, None) if first else run(x, fixed, None, res)
+                            run(x, fixed, *put(res))
                         else:
-                            flat, o = x.reshape(-1), res.reshape(-1)
-                            run(flat, fixed, o, None) if first else run(flat, fixed, None, o)
+                            run(x.reshape(-1), fixed, *put(res.reshape(-1)))
                         return res
                 return None
             parsed = parse(args, kwargs)
@@ -186,11 +201,7 @@ class Map:
             run = kernel.serial if x.size < threads.PARALLEL_MIN else kernel.parallel
             if x.ndim != 1:
                 ins = tuple(a.reshape(-1) for a in ins)
-            o = _flat(res)
-            if first:
-                run(*ins, params, o, None)
-            else:
-                run(*ins, params, None, o)
+            run(*ins, params, *put(_flat(res)))
             return res
 
         return quick
@@ -207,6 +218,26 @@ class Map:
         outs[self.output] = work.reshape(work.size)
         backend.run_map(self.f, ins, job.params, outs, self.widen, self.counter)
         return job.give(res)
+
+
+class Steps(Map):
+    """A :class:`Map` over step counts (the learning-rate schedules): ``f(t, params)`` in
+    float64, whatever the steps' dtype (integer steps give float64, float32 steps
+    float32). A negative step is a ``ValueError`` before the kernel; device steps are
+    checked on a host copy (a synchronisation)."""
+
+    quick = None  # every call goes through run(), which checks the steps
+
+    def __init__(self, f: Callable) -> None:
+        super().__init__(f, 0, results=1, widen=True)
+
+    def run(self, job: Job) -> Any:
+        name = next(iter(job.arrays))
+        t = job.arrays[name]
+        host = t if job.backend.is_host else t.copy_to_host()
+        if host.size and bool((host < 0).any()):
+            raise ValueError(f"{name} must be >= 0 (a step count), got {host.min()}")
+        return super().run(job)
 
 
 class Sum:
@@ -707,53 +738,85 @@ class PairOp(NamedTuple):
     end: Callable
 
 
-def _placed(lists: dict[str, list]) -> tuple[Any, dict[str, list], np.dtype]:
-    """Place every array of several lists on one device, of one float dtype."""
-    from mlkernels._core.pipeline import place
-
-    flat = {f"{name}[{i}]": a for name, arrs in lists.items() for i, a in enumerate(arrs)}
-    backend, placed = place(flat)
-    dtypes = {np.dtype(a.dtype) for a in placed.values()}
-    if len(dtypes) > 1 or (dtypes and dtypes.pop() not in (np.float32, np.float64)):
-        raise TypeError("the arrays of a foreach call must all be float32 or all float64")
-    out = {name: [placed[f"{name}[{i}]"] for i in range(len(arrs))] for name, arrs in lists.items()}
-    first = next(iter(placed.values()), None)
-    return backend, out, np.dtype(first.dtype) if first is not None else np.dtype(np.float64)
+#: Every :class:`Foreach` declared (what the PTX compilation check compiles).
+FOREACH: list = []
 
 
 class Foreach:
-    """``f(a0[i], ..., params)`` over every element of LISTS of arrays (``names``: the list
-    arguments, zipped into groups: parameter i, its gradient i, its moments i), updating the
-    first ``writes`` lists in place and summing ``k`` more results, in ONE launch over a
-    chunk table (see ``cpu.foreach``): optimisers, clip_by_global_norm. Every array of a
-    group has one size; all are C-contiguous, writeable and of one float dtype.
-    ``run(lists, params)`` returns the (k,) float64 sums (None when k = 0)."""
+    """``f(a0[i], ..., s, params)`` over every element of LISTS of arrays, in ONE launch over
+    a chunk table (see ``cpu.foreach``): optimisers, clip_by_global_norm, layer_grad_norms,
+    gradient_stats.
+
+    ``reads`` names the list arguments ``f`` reads, zipped into groups (parameter i, its
+    gradient i, its moments i); ``stores`` the lists its results go into, in order: a list
+    it reads (an update in place) or a further one (new arrays, ``update``); ``kinds`` the
+    reductions of the results after those ("sum" or "max"), per array. Every array of a
+    group has one size; every array is C-contiguous, those written writeable; the arrays of
+    one list share one float dtype (lists may differ: float64 moments of float32
+    parameters). ``run(lists, params, coef=None)`` returns the per-array totals
+    (len, len(kinds)) float64 on the arrays' device, or None without ``kinds``; ``coef`` is
+    None or a (1,) float64 array on that device, ``f``'s ``s``; ``params``: how many
+    floats ``f``'s ``params`` holds."""
 
     returns = "scalar"
     alias_safe = True
     inputs = 0
 
-    def __init__(self, f: Callable, names: tuple[str, ...], *, writes: int, k: int = 0) -> None:
-        self.f, self.names, self.writes, self.k = f, names, writes, k
+    def __init__(
+        self,
+        f: Callable,
+        reads: tuple[str, ...],
+        stores: tuple[str, ...] = (),
+        kinds: tuple[str, ...] = (),
+        *,
+        params: int = 1,
+    ) -> None:
+        self.f, self.reads, self.kinds, self.n_params = f, tuple(reads), tuple(kinds), params
+        self.columns = self.reads + tuple(n for n in stores if n not in self.reads)
+        self.stores = tuple(self.columns.index(n) for n in stores)
+        self.written = frozenset(stores)
+        FOREACH.append(self)
 
-    def run(self, lists: dict[str, list], params: tuple) -> Any:
-        lengths = {name: len(lists[name]) for name in self.names}
+    def place(self, lists: dict[str, list]) -> tuple[Any, list[list]]:
+        """Check the lists and place them on their device (``DeviceMismatchError``,
+        ``TypeError``, ``ValueError`` naming the array; nothing runs): ``(backend,
+        columns)``, the arrays as the backend's, one list per column."""
+        from mlkernels._core.pipeline import place
+
+        lengths = {name: len(lists[name]) for name in self.columns}
         if len(set(lengths.values())) > 1:
             raise ValueError(f"the lists must have one length, got {lengths}")
-        backend, placed, _ = _placed({n: list(lists[n]) for n in self.names})
-        groups = list(zip(*(placed[n] for n in self.names), strict=True))
-        for g, arrays in enumerate(groups):
-            for name, a in zip(self.names, arrays, strict=True):
+        flat = {f"{n}[{i}]": a for n in self.columns for i, a in enumerate(lists[n])}
+        backend, placed = place(flat)
+        columns = [[placed[f"{n}[{i}]"] for i in range(lengths[n])] for n in self.columns]
+        for name, col in zip(self.columns, columns, strict=True):
+            dtypes = {np.dtype(a.dtype) for a in col}
+            if len(dtypes) > 1 or (dtypes and dtypes.pop() not in (np.float32, np.float64)):
+                raise TypeError(f"the arrays of {name} must all be float32 or all float64")
+        for g, arrays in enumerate(zip(*columns, strict=True)):
+            for name, a in zip(self.columns, arrays, strict=True):
                 if a.size != arrays[0].size:
                     raise ValueError(
-                        f"{name}[{g}] has {a.size} elements but {self.names[0]}[{g}] has "
+                        f"{name}[{g}] has {a.size} elements but {self.columns[0]}[{g}] has "
                         f"{arrays[0].size}"
                     )
-                if not backend.is_c_contiguous(a) or (backend.is_host and not a.flags.writeable):
-                    raise ValueError(f"{name}[{g}] must be a writeable C-contiguous array")
-        if not groups:
-            return np.zeros(self.k) if self.k else None
-        return backend.run_foreach(self.f, groups, params or (0.0,), self.writes, self.k)
+                writeable = name not in self.written or not backend.is_host or a.flags.writeable
+                if not backend.is_c_contiguous(a) or not writeable:
+                    what = "a writeable" if name in self.written else "a"
+                    raise ValueError(f"{name}[{g}] must be {what} C-contiguous array")
+        return backend, columns
+
+    def launch(self, backend: Any, columns: list[list], params: tuple, coef: Any = None) -> Any:
+        """The launch on arrays :meth:`place` checked."""
+        if not columns[0]:
+            return np.zeros((0, len(self.kinds))) if self.kinds else None
+        return backend.run_foreach(
+            self.f, columns, len(self.reads), self.stores, self.kinds, params or (0.0,), coef
+        )
+
+    def run(self, lists: dict[str, list], params: tuple, coef: Any = None) -> Any:
+        backend, columns = self.place(lists)
+        return self.launch(backend, columns, params, coef)
 
 
 class Pairwise:
