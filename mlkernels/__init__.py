@@ -31,6 +31,14 @@ from mlkernels.activations import (
     tanh_grad,
 )
 from mlkernels.config import cuda_available, launch_config, precompile, show_config
+from mlkernels.gradients import (
+    clip_by_global_norm,
+    clip_by_value,
+    grad_check,
+    gradient_stats,
+    layer_grad_norms,
+    numerical_gradient,
+)
 from mlkernels.losses import (
     bce,
     bce_grad,
@@ -76,6 +84,7 @@ from mlkernels.losses import (
     squared_hinge_value_and_grad,
 )
 from mlkernels.normalisation import batch_norm, batch_norm_grad, layer_norm, layer_norm_grad
+from mlkernels.optimisers import NAG, SGD, Adam, AdamW, SGDMomentum, sgd_update
 from mlkernels.regularisation import (
     dropout,
     elastic_net,
@@ -85,6 +94,15 @@ from mlkernels.regularisation import (
     l2_grad,
     l2_loss,
     max_norm,
+)
+from mlkernels.schedules import (
+    Schedule,
+    cosine_annealing,
+    cyclical_lr,
+    exp_decay,
+    schedule,
+    step_decay,
+    warmup_cosine,
 )
 
 __all__ = [name for name in dir() if not name.startswith("_")] + ["__version__"]

@@ -265,3 +265,147 @@ def layer_norm_grad(x, gamma, dy, eps=1e-5):
     dgamma = (dy * x_hat).reshape(-1, d).sum(axis=0)
     dbeta = dy.reshape(-1, d).sum(axis=0)
     return dx, dgamma, dbeta
+
+
+# --------------------------------------------------------------------------------------
+# Optimisers and learning-rate schedules
+# --------------------------------------------------------------------------------------
+
+
+def sgd_update(theta, grad, lr=0.01):
+    return theta - lr * grad
+
+
+class SGDMomentum:
+    def __init__(self, lr=0.01, momentum=0.9):
+        self.lr = lr
+        self.beta = momentum
+        self.v = None
+
+    def update(self, theta, grad):
+        if self.v is None:
+            self.v = np.zeros_like(theta)
+        self.v = self.beta * self.v - self.lr * grad
+        return theta + self.v
+
+
+class NAG:
+    def __init__(self, lr=0.01, momentum=0.9):
+        self.lr = lr
+        self.beta = momentum
+        self.v = None
+
+    def update(self, theta, grad_fn):
+        if self.v is None:
+            self.v = np.zeros_like(theta)
+        theta_look = theta + self.beta * self.v
+        grad = grad_fn(theta_look)
+        self.v = self.beta * self.v - self.lr * grad
+        return theta + self.v
+
+
+class Adam:
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.lr = lr
+        self.b1 = beta1
+        self.b2 = beta2
+        self.eps = eps
+        self.m = None
+        self.v = None
+        self.t = 0
+
+    def update(self, theta, grad):
+        if self.m is None:
+            self.m = np.zeros_like(theta)
+            self.v = np.zeros_like(theta)
+        self.t += 1
+        self.m = self.b1 * self.m + (1 - self.b1) * grad
+        self.v = self.b2 * self.v + (1 - self.b2) * grad**2
+        m_hat = self.m / (1 - self.b1**self.t)
+        v_hat = self.v / (1 - self.b2**self.t)
+        return theta - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+class AdamW(Adam):
+    def __init__(self, *args, weight_decay=0.01, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.wd = weight_decay
+
+    def update(self, theta, grad):
+        theta_new = super().update(theta, grad)
+        return theta_new - self.lr * self.wd * theta  # weight decay
+
+
+def step_decay(epoch, lr0=0.1, drop=0.5, step=10):
+    return lr0 * (drop ** (epoch // step))
+
+
+def exp_decay(t, lr0=0.1, k=0.01):
+    return lr0 * np.exp(-k * t)
+
+
+def cosine_annealing(t, T, lr_min=1e-6, lr_max=0.1):
+    return lr_min + 0.5 * (lr_max - lr_min) * (1 + np.cos(np.pi * t / T))
+
+
+def warmup_cosine(t, T_warmup, T_total, lr_max=1e-3, lr_min=1e-6):
+    if t < T_warmup:
+        return lr_max * t / T_warmup
+    progress = (t - T_warmup) / (T_total - T_warmup)
+    return lr_min + 0.5 * (lr_max - lr_min) * (1 + np.cos(np.pi * progress))
+
+
+def cyclical_lr(t, step_size, lr_min=1e-4, lr_max=1e-2):
+    cycle = np.floor(1 + t / (2 * step_size))
+    x = np.abs(t / step_size - 2 * cycle + 1)
+    return lr_min + (lr_max - lr_min) * np.maximum(0, 1 - x)
+
+
+# --------------------------------------------------------------------------------------
+# Gradient tools
+# --------------------------------------------------------------------------------------
+
+
+def numerical_gradient(f, x, eps=1e-5):
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    while not it.finished:
+        idx = it.multi_index
+        orig = x[idx]
+        x[idx] = orig + eps
+        fp = f(x)
+        x[idx] = orig - eps
+        fm = f(x)
+        grad[idx] = (fp - fm) / (2 * eps)
+        x[idx] = orig
+        it.iternext()
+    return grad
+
+
+def grad_check(f, grad_f, x, eps=1e-5, tol=1e-5):
+    analytic = grad_f(x)
+    numeric = numerical_gradient(f, x, eps)
+    diff = np.abs(analytic - numeric)
+    rel = diff / (np.abs(analytic) + np.abs(numeric) + 1e-10)
+    ok = rel.max() < tol
+    print(f"Max relative error: {rel.max():.2e} — {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+def clip_by_value(grad, min_val=-1.0, max_val=1.0):
+    return np.clip(grad, min_val, max_val)
+
+
+def clip_by_global_norm(grads, max_norm=1.0):
+    global_norm = np.sqrt(sum(np.sum(g**2) for g in grads))
+    scale = min(1.0, max_norm / (global_norm + 1e-6))
+    return [g * scale for g in grads], global_norm
+
+
+def gradient_stats(grads):
+    for name, g in grads.items():
+        print(f"{name:30s}  mean={g.mean():.2e}  std={g.std():.2e}  max={np.abs(g).max():.2e}")
+
+
+def layer_grad_norms(grads):
+    return {name: np.linalg.norm(g) for name, g in grads.items()}

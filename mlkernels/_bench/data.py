@@ -98,3 +98,8 @@ def _rel_error(got, expected) -> float:
     from mlkernels._bench.registry import rel_error
 
     return rel_error(got, expected)
+
+
+def steps(n, dtype, rng):
+    """Step counts 0..9999 (whole numbers in ``dtype``): the schedules' ``t``."""
+    return (rng.integers(0, 10_000, n).astype(dtype),)

@@ -32,7 +32,10 @@ from mlkernels._core import threads as _threads
 from mlkernels._core.spec import FORMULAS, Formula
 
 ROW_COLS = 1024  # default row length of the "rows" entries
-FAMILIES = ("losses", "activations", "regularisation", "normalisation")
+FAMILIES = ("losses", "activations", "regularisation", "normalisation", "optimisers", "gradients")
+#: Declared formulas that are not timed one by one at n elements: the schedules (a
+#: function of the step; an array of steps is a map of a few transcendental operations).
+UNTIMED = ("schedules",)
 
 
 # --------------------------------------------------------------------------------------
