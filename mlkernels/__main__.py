@@ -162,11 +162,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print()
     print(_bench.format_table(report))
+    lists = [  # the optimisers' and gradient tools' calls over lists: their own table
+        f
+        for f in ("optimisers", "gradients")
+        if (args.family is None and args.only is None) or f in (args.family or ())
+    ]
+    optim_failures = []
+    if lists:
+        from mlkernels._bench import optim as _optim
+
+        rows, probe = _optim.run(
+            args.n, args.dtype, args.repeat, lists, probes.get(("cpu", "copy"))
+        )
+        print()
+        print(_optim.format_table(rows, probe, args.n, args.dtype))
+        optim_failures = [r for r in rows if not r.ok]
 
     if args.plot:
         _bench.plot(report, args.plot)
         print(f"plot saved to {args.plot}")
     failures = report.failures
+    for r in optim_failures:
+        print(f"FAILED: {r.what} differs from its formula by {r.error:.2e}", file=sys.stderr)
+    if optim_failures and not failures:
+        return 1
     if failures:
         print(file=sys.stderr)
         print("FAILED: mlkernels disagrees with the NumPy formula:", file=sys.stderr)

@@ -136,8 +136,9 @@ def clip_by_global_norm(grads, max_norm=1.0, *, inplace=False):
     """Rescale a list of gradients so that their global norm is at most ``max_norm``:
     ``g * min(1, max_norm / (‖g‖ + 1e-6))``, ``‖g‖ = sqrt(Σ over every array of Σ g²)``.
 
-    Returns ``(clipped, norm)`` as the formula: a list of new arrays (the arrays
-    themselves, scaled in place, with ``inplace=True``) and the norm before clipping (a
+    Returns ``(clipped, norm)`` as the formula: a list of new arrays (on the CPU views of
+    one block, which is faster to allocate and fill; the arrays themselves, scaled in
+    place, with ``inplace=True``) and the norm before clipping (a
     NumPy scalar of the data's dtype; a 0-d array on the GPU, left there). The squares are
     summed in float64 in one launch over every array (each array's chunks in order:
     deterministic), the factor is computed on the device, and one more launch scales every
@@ -161,7 +162,7 @@ def _clip(backend, gs, arrays, dtype, max_norm, inplace):
     if inplace:
         SCALED_IN_PLACE.launch(backend, [arrays], (), coef)
         return list(gs), norm if backend.is_host else pipeline.wrap(norm, gs[0])
-    out = [backend.empty(tuple(g.shape), dtype) for g in gs]
+    out = backend.empty_list([tuple(g.shape) for g in gs], dtype)
     SCALED.launch(backend, [arrays, [o.reshape(o.size) for o in out]], (), coef)
     if backend.is_host:
         return out, norm

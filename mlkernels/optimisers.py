@@ -39,6 +39,7 @@ import numpy as np
 from numba.extending import register_jitable
 
 from mlkernels._bench import data
+from mlkernels._core import cpu as _cpu
 from mlkernels._core import pipeline
 from mlkernels._core.spec import NONNEGATIVE, formula
 from mlkernels._core.templates import Foreach, Map
@@ -81,6 +82,22 @@ def _nesterov(p, g, v, s, params):
 
 
 @register_jitable
+def _momentum_first(p, g, s, params):
+    """:func:`_momentum` from v = 0 (the first step): v is written, not read."""
+    v = -like(p, params[0]) * (g * like(p, s))
+    return p + v, v
+
+
+@register_jitable
+def _nesterov_first(p, g, s, params):
+    """:func:`_nesterov` from v = 0."""
+    lr, beta = like(p, params[0]), like(p, params[1])
+    step = lr * (g * like(p, s))
+    v = -step
+    return p + beta * v - step, v
+
+
+@register_jitable
 def _look_ahead(p, v, s, params):
     return (p + like(v, params[1]) * v,)
 
@@ -93,6 +110,19 @@ def _adam(p, g, m, v, s, params):
     g = g * like(m, s)
     m = b1 * m + one_b1 * g
     v = b2 * v + one_b2 * (g * g)
+    return p - lr * (m * c1) / (math.sqrt(v * c2) + eps) - lr_wd * p, m, v
+
+
+@register_jitable
+def _adam_first(p, g, s, params):
+    """:func:`_adam` from m = v = 0 (the first step): the moments are written, not read
+    (a fresh optimiser's first step moves 20 bytes per float32 element, not 28)."""
+    lr, eps = like(p, params[0]), like(p, params[3])
+    c1, c2, lr_wd = like(p, params[4]), like(p, params[5]), like(p, params[6])
+    one_b1, one_b2 = like(p, params[7]), like(p, params[8])
+    g = g * like(p, s)
+    m = one_b1 * g
+    v = one_b2 * (g * g)
     return p - lr * (m * c1) / (math.sqrt(v * c2) + eps) - lr_wd * p, m, v
 
 
@@ -158,11 +188,11 @@ def _positive_or_none(name: str, value: Any) -> float | None:
 
 
 def _copy(x: Any) -> Any:
-    """A copy of a host or device array, of the same kind."""
+    """A copy of a host or device array, of the same kind (host arrays: NumPy's)."""
     if isinstance(x, np.ndarray):
         return x.copy()
     if type(x).__module__.split(".")[0] == "torch":
-        return x.clone()
+        return x.clone() if x.device.type == "cuda" else x.detach().numpy().copy()
     if hasattr(x, "copy_to_device") and not hasattr(x, "copy"):  # a numba device array
         from numba import cuda
 
@@ -183,13 +213,21 @@ class _Optimiser:
     _in_place: Foreach  # the update in place (step) and into new arrays (update)
     _into_new: Foreach
 
+    _first: Callable | None = None  # the update from zero state (writes it, reads none)
+    _first_in_place: Foreach | None = None
+    _first_into_new: Foreach | None = None
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "_f" in cls.__dict__:  # one pair of templates per scalar update
-            reads = ("params", "grads", *cls._names)
-            n = cls._n_params
-            cls._in_place = Foreach(cls._f, reads, ("params", *cls._names), params=n)
-            cls._into_new = Foreach(cls._f, reads, ("new", *cls._names), params=n)
+            reads, names, n = ("params", "grads", *cls._names), cls._names, cls._n_params
+            cls._in_place = Foreach(cls._f, reads, ("params", *names), params=n)
+            cls._into_new = Foreach(cls._f, reads, ("new", *names), params=n)
+            first = cls.__dict__.get("_first")
+            if first is not None:  # the same update, bit for bit, without reading zeros
+                two = ("params", "grads")
+                cls._first_in_place = Foreach(first, two, ("params", *names), params=n)
+                cls._first_into_new = Foreach(first, two, ("new", *names), params=n)
 
     def __init__(self, lr: Any, *, state_dtype: Any = None, max_grad_norm: Any = None) -> None:
         self.lr = lr if callable(lr) else NONNEGATIVE("lr", lr)
@@ -225,59 +263,82 @@ class _Optimiser:
     def _check(self, ps: list, gs: list) -> tuple[Any, list, list, np.dtype]:
         """Place and check params and grads (nothing is written): the backend, the arrays
         as its own (grads C-contiguous, copied where they were not) and the dtype."""
-        named = {f"params[{i}]": p for i, p in enumerate(ps)}
-        named.update({f"grads[{i}]": g for i, g in enumerate(gs)})
-        backend, placed = pipeline.place(named)
-        pa = [placed[f"params[{i}]"] for i in range(len(ps))]
-        ga = [placed[f"grads[{i}]"] for i in range(len(gs))]
-        if backend.is_host:
-            for i, (p, orig) in enumerate(zip(pa, ps, strict=True)):
-                if not isinstance(orig, np.ndarray) and not np.shares_memory(p, orig):
-                    raise TypeError(
-                        f"params[{i}] is a {type(orig).__name__}: step updates arrays in "
-                        "place, so params must be arrays (NumPy, PyTorch, CuPy, Numba)"
-                    )
+        if all(type(a) is np.ndarray for a in ps) and all(type(a) is np.ndarray for a in gs):
+            backend, pa, ga = _cpu, ps, gs  # the common case: nothing to place
+        else:
+            named = {f"params[{i}]": p for i, p in enumerate(ps)}
+            named.update({f"grads[{i}]": g for i, g in enumerate(gs)})
+            backend, placed = pipeline.place(named)
+            pa = [placed[f"params[{i}]"] for i in range(len(ps))]
+            ga = [placed[f"grads[{i}]"] for i in range(len(gs))]
+            if backend.is_host:
+                for i, (p, orig) in enumerate(zip(pa, ps, strict=True)):
+                    if not isinstance(orig, np.ndarray) and not np.shares_memory(p, orig):
+                        raise TypeError(
+                            f"params[{i}] is a {type(orig).__name__}: step updates arrays in "
+                            "place, so params must be arrays (NumPy, PyTorch, CuPy, Numba)"
+                        )
         dtype = np.dtype(pa[0].dtype) if pa else np.dtype(np.float64)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"params[0] has dtype {dtype}: parameters must be float32 or float64")
         for i, (p, g) in enumerate(zip(pa, ga, strict=True)):
-            if np.dtype(p.dtype) not in (np.float32, np.float64) or p.dtype != dtype:
+            if p.dtype != dtype:
                 raise TypeError(
                     f"params[{i}] has dtype {p.dtype}: every parameter must be float32, or "
                     f"every one float64 (params[0] is {dtype})"
                 )
-            if np.dtype(g.dtype) != dtype:
+            if g.dtype != dtype:
                 raise TypeError(f"grads[{i}] has dtype {g.dtype} but params[{i}] has {dtype}")
-            pipeline.same_shape(f"params[{i}]", p, f"grads[{i}]", g)
-        return backend, pa, [backend.flat(g, dtype) for g in ga], dtype
+            if p.shape != g.shape:
+                pipeline.same_shape(f"params[{i}]", p, f"grads[{i}]", g)
+        if backend.is_host:
+            ga = [g if g.flags.c_contiguous else np.ascontiguousarray(g) for g in ga]
+        else:
+            ga = [backend.flat(g, dtype) for g in ga]
+        return backend, pa, ga, dtype
 
-    def _state_for(self, backend: Any, pa: list, dtype: np.dtype) -> list[dict[str, Any]]:
-        """The state for these parameters, as the backend's arrays: new zeros at the first
-        call (not yet kept: :meth:`_commit` keeps them), else the kept state, checked."""
+    def _state_for(
+        self, backend: Any, pa: list, dtype: np.dtype, zero: bool = True
+    ) -> list[dict[str, Any]]:
+        """The state for these parameters, as the backend's arrays: new arrays at the first
+        call (zeros, or uninitialised for the first-step kernel, which writes every
+        element; not yet kept: :meth:`_commit` keeps them), else the kept state, checked."""
         if not self.state:
-            sdt = self.state_dtype or dtype
-            return [{n: backend.zeros(tuple(p.shape), sdt) for n in self._names} for p in pa]
+            sdt, k = self.state_dtype or dtype, len(self._names)
+            arrays = backend.empty_list([p.shape for p in pa for _ in range(k)], sdt, zero=zero)
+            return [dict(zip(self._names, arrays[i * k : (i + 1) * k], strict=True))
+                    for i in range(len(pa))]  # fmt: skip
         if len(self.state) != len(pa):
             raise ValueError(
                 f"this optimiser's state holds {len(self.state)} arrays but {len(pa)} "
                 "params were given"
             )
-        named = {f"state[{i}][{n}]": s[n] for i, s in enumerate(self.state) for n in self._names}
-        try:
-            _, placed = pipeline.place({"params[0]": pa[0], **named}) if pa else (None, {})
-        except pipeline.DeviceMismatchError:
-            raise pipeline.DeviceMismatchError(
-                "the optimiser's state and the params live on different devices"
-            ) from None
-        out = []
-        for i, p in enumerate(pa):
-            own = {n: placed[f"state[{i}][{n}]"] for n in self._names}
+        if backend.is_host:
+            if not all(type(a) is np.ndarray for s in self.state for a in s.values()):
+                raise pipeline.DeviceMismatchError(
+                    "the optimiser's state and the params live on different devices"
+                )
+            own_state = self.state
+        else:
+            named = {
+                f"state[{i}][{n}]": s[n] for i, s in enumerate(self.state) for n in self._names
+            }
+            try:
+                _, placed = pipeline.place({"params[0]": pa[0], **named})
+            except pipeline.DeviceMismatchError:
+                raise pipeline.DeviceMismatchError(
+                    "the optimiser's state and the params live on different devices"
+                ) from None
+            own_state = [{n: placed[f"state[{i}][{n}]"] for n in self._names}
+                         for i in range(len(pa))]  # fmt: skip
+        for i, (p, own) in enumerate(zip(pa, own_state, strict=True)):
             for n, a in own.items():
-                if tuple(a.shape) != tuple(p.shape):
+                if a.shape != p.shape and tuple(a.shape) != tuple(p.shape):
                     raise ValueError(
                         f"params[{i}] has shape {tuple(p.shape)} but the optimiser's "
                         f"state[{i}][{n!r}] has {tuple(a.shape)}"
                     )
-            out.append(own)
-        return out
+        return own_state
 
     def _commit(self, state: list[dict[str, Any]], like: Any, backend: Any, t: int) -> None:
         if not self.state:  # keep new state as the caller's kind of array
@@ -295,14 +356,18 @@ class _Optimiser:
             return self._launch(backend, pa, ga, dtype, new, ps[0])
 
     def _launch(self, backend, pa, ga, dtype, new, like) -> list | None:
-        state = self._state_for(backend, pa, dtype)
+        # a fresh state's first step reads no zeros (when the state has the parameters'
+        # dtype: the first-step kernels compute in theirs)
+        first = not self.state and self._first_in_place is not None
+        first = first and (self.state_dtype is None or self.state_dtype == dtype)
+        state = self._state_for(backend, pa, dtype, zero=not first)
         t = self.t + 1
         lr = self._lr_at(t)
-        kernel = self._in_place
+        kernel = self._first_in_place if first else self._in_place
         if new is not None:  # theta is read only: any layout, copied if it must be
-            new = [backend.empty(tuple(p.shape), dtype) for p in pa]
+            new = backend.empty_list([p.shape for p in pa], dtype)
             pa = [backend.flat(p, dtype) for p in pa]
-            kernel = self._into_new
+            kernel = self._first_into_new if first else self._into_new
         lists = {"params": pa, "grads": ga, **{n: [s[n] for s in state] for n in self._names}}
         if new is not None:
             lists["new"] = new
@@ -408,6 +473,7 @@ class SGDMomentum(_Optimiser):
     """
 
     _f = _momentum
+    _first = _momentum_first
     _names = ("v",)
     _hyper = ("lr", "momentum")
     _n_params = 2
@@ -454,6 +520,7 @@ class NAG(SGDMomentum):
     """
 
     _f = _nesterov
+    _first = _nesterov_first
     _look = Foreach(_look_ahead, ("params", "v"), ("look",), params=2)
     _formula = SGDMomentum._into_new  # update(): the momentum step after the look-ahead
 
@@ -500,6 +567,7 @@ class Adam(_Optimiser):
     """
 
     _f = _adam
+    _first = _adam_first
     _names = ("m", "v")
     _hyper = ("lr", "beta1", "beta2", "eps")
     _n_params = 9

@@ -422,10 +422,12 @@ def make_cols_emit(emit):
 FOREACH_CHUNK = 1 << 16
 
 
-def foreach_chunks(sizes, chunk: int = FOREACH_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=64)
+def foreach_chunks(sizes: tuple, chunk: int = FOREACH_CHUNK) -> tuple[np.ndarray, np.ndarray]:
     """The chunk table of a foreach launch, ``(chunks (m, 3), starts (G + 1,))``: rows
     ``(group, lo, hi)`` of at most ``chunk`` elements, group by group, and where each
-    group's rows start (group ``g`` has the rows ``starts[g]:starts[g + 1]``)."""
+    group's rows start (group ``g`` has the rows ``starts[g]:starts[g + 1]``). Cached by
+    the sizes (an optimiser's list has the same at every step); never to be written."""
     rows, starts = [], [0]
     for g, n in enumerate(sizes):
         rows.extend((g, lo, min(n, lo + chunk)) for lo in range(0, n, chunk))
@@ -648,14 +650,21 @@ def run_cols(op, ins, feats, params, outs):
     return acc
 
 
+@functools.cache
+def _ref(dtype: np.dtype) -> np.ndarray:
+    """A 0-size array of ``dtype``: what tells a foreach kernel a column's dtype."""
+    return np.empty(0, dtype)
+
+
 def run_foreach(f, columns, n_read, stores, kinds, params, coef=None):
     """``foreach`` over the groups of ``columns`` (a list per column, one array per group,
     every array of a group of one size): returns the per-group totals (G, len(kinds))
     float64, or None without ``kinds``. ``coef``: None or a (1,) float64 array."""
     groups = list(zip(*columns, strict=True))
-    refs = tuple(np.empty(0, col[0].dtype) for col in columns)
-    table = np.array([[pointers.address(a) for a in g] for g in groups], np.int64)
-    chunks, starts = foreach_chunks([g[0].size for g in groups])
+    refs = tuple(_ref(col[0].dtype) for col in columns)
+    address = pointers.address
+    table = np.array([[address(a) for a in g] for g in groups], np.int64)
+    chunks, starts = foreach_chunks(tuple(g[0].size for g in groups))
     totals = np.zeros((len(groups), len(kinds))) if kinds else None
     work = sum(g[0].size for g in groups)
     kernel = foreach(f, len(columns), n_read, tuple(stores), tuple(kinds))
@@ -719,6 +728,20 @@ def empty(shape, dtype):
 
 def zeros(shape, dtype):
     return np.zeros(shape, dtype)
+
+
+def empty_list(shapes, dtype, zero: bool = False) -> list:
+    """Arrays of ``shapes`` (uninitialised, or zeros), views of ONE block: a list of
+    several hundred arrays of 10^4-10^5 elements allocated one by one costs a page fault
+    per 4 KiB on first use (each is an mmap of its own, 20 ms for 40 MB here); one block
+    is a few huge pages (NumPy asks for them)."""
+    sizes = [math.prod(s) for s in shapes]
+    block = (np.zeros if zero else np.empty)(sum(sizes), dtype)
+    out, at = [], 0
+    for shape, n in zip(shapes, sizes, strict=True):
+        out.append(block[at : at + n].reshape(shape))
+        at += n
+    return out
 
 
 def as_device_array(x):

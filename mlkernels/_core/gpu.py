@@ -222,6 +222,13 @@ def zeros(shape, dtype):
     return to_device(np.zeros(shape, dtype))
 
 
+def empty_list(shapes, dtype, zero: bool = False) -> list:
+    """Arrays of ``shapes`` from the caller's pool, one by one (each the caller's own
+    array when wrapped: views of one block would not keep it alive)."""
+    make = zeros if zero else empty
+    return [make(tuple(s), dtype) for s in shapes]
+
+
 def flat(x, dtype):
     """A C-contiguous 1-D device array of ``x`` in ``dtype`` (copied on the device if needed)."""
     if np.dtype(x.dtype) != dtype or not x.is_c_contiguous():
@@ -937,7 +944,7 @@ def _foreach_tables(table: np.ndarray, sizes: list[int]) -> tuple:
     key = (table.tobytes(), tuple(sizes), launch_shape())
     hit = _TABLES.get(key)
     if hit is None:
-        chunks, starts = foreach_chunks(sizes, FOREACH_CHUNK)
+        chunks, starts = foreach_chunks(tuple(sizes), FOREACH_CHUNK)
         hit = (
             cuda.to_device(table, stream=stream()),
             cuda.to_device(chunks, stream=stream()),

@@ -783,28 +783,45 @@ class Foreach:
         columns)``, the arrays as the backend's, one list per column."""
         from mlkernels._core.pipeline import place
 
-        lengths = {name: len(lists[name]) for name in self.columns}
-        if len(set(lengths.values())) > 1:
+        columns = [list(lists[n]) for n in self.columns]
+        if len({len(c) for c in columns}) > 1:
+            lengths = {n: len(c) for n, c in zip(self.columns, columns, strict=True)}
             raise ValueError(f"the lists must have one length, got {lengths}")
-        flat = {f"{n}[{i}]": a for n in self.columns for i, a in enumerate(lists[n])}
-        backend, placed = place(flat)
-        columns = [[placed[f"{n}[{i}]"] for i in range(lengths[n])] for n in self.columns]
+        host = all(type(a) is np.ndarray for c in columns for a in c)
+        backend = cpu
+        if not host:  # the general case: anything on either device, viewed as its arrays
+            named = dict(zip(self.columns, columns, strict=True))
+            flat = {f"{n}[{i}]": a for n, c in named.items() for i, a in enumerate(c)}
+            backend, placed = place(flat)
+            columns = [[placed[f"{n}[{i}]"] for i in range(len(c))] for n, c in named.items()]
+        sizes = [a.size for a in columns[0]]
         for name, col in zip(self.columns, columns, strict=True):
-            dtypes = {np.dtype(a.dtype) for a in col}
-            if len(dtypes) > 1 or (dtypes and dtypes.pop() not in (np.float32, np.float64)):
+            if not col:
+                continue
+            dt = np.dtype(col[0].dtype)
+            if dt not in (np.float32, np.float64):
                 raise TypeError(f"the arrays of {name} must all be float32 or all float64")
-        for g, arrays in enumerate(zip(*columns, strict=True)):
-            for name, a in zip(self.columns, arrays, strict=True):
-                if a.size != arrays[0].size:
+            written = name in self.written
+            for g, a in enumerate(col):
+                if a.dtype != dt:
+                    raise TypeError(f"the arrays of {name} must all be float32 or all float64")
+                if a.size != sizes[g]:
                     raise ValueError(
                         f"{name}[{g}] has {a.size} elements but {self.columns[0]}[{g}] has "
-                        f"{arrays[0].size}"
+                        f"{sizes[g]}"
                     )
-                writeable = name not in self.written or not backend.is_host or a.flags.writeable
-                if not backend.is_c_contiguous(a) or not writeable:
-                    what = "a writeable" if name in self.written else "a"
-                    raise ValueError(f"{name}[{g}] must be {what} C-contiguous array")
+                if host:
+                    flags = a.flags
+                    if not flags.c_contiguous or (written and not flags.writeable):
+                        self._layout_error(name, g, written)
+                elif not backend.is_c_contiguous(a):
+                    self._layout_error(name, g, written)
         return backend, columns
+
+    @staticmethod
+    def _layout_error(name: str, g: int, written: bool) -> None:
+        what = "a writeable" if written else "a"
+        raise ValueError(f"{name}[{g}] must be {what} C-contiguous array")
 
     def launch(self, backend: Any, columns: list[list], params: tuple, coef: Any = None) -> Any:
         """The launch on arrays :meth:`place` checked."""
