@@ -171,11 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if lists:
         from mlkernels._bench import optim as _optim
 
-        rows, probe = _optim.run(
-            args.n, args.dtype, args.repeat, lists, probes.get(("cpu", "copy"))
-        )
+        given = {d: probes[(d, "copy")] for d in devices if (d, "copy") in probes}
+        rows, used = _optim.run(args.n, args.dtype, args.repeat, lists, given, tuple(devices))
         print()
-        print(_optim.format_table(rows, probe, args.n, args.dtype))
+        print(_optim.format_table(rows, used, args.n, args.dtype))
         optim_failures = [r for r in rows if not r.ok]
 
     if args.plot:

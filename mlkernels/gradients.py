@@ -129,6 +129,9 @@ def _placed(gs: list, inplace: bool = False) -> tuple[Any, list, np.dtype]:
             if backend.is_host and not isinstance(gs[int(key[6:-1])], np.ndarray):
                 if not np.shares_memory(a, gs[int(key[6:-1])]):
                     raise TypeError(f"{key} must be an array to be clipped in place")
+    if backend.is_host:  # (no reshaped views: the kernels need the size and the layout)
+        arrays = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in placed.values()]
+        return backend, arrays, dtype
     return backend, [backend.flat(a, dtype) for a in placed.values()], dtype
 
 
@@ -163,7 +166,7 @@ def _clip(backend, gs, arrays, dtype, max_norm, inplace):
         SCALED_IN_PLACE.launch(backend, [arrays], (), coef)
         return list(gs), norm if backend.is_host else pipeline.wrap(norm, gs[0])
     out = backend.empty_list([tuple(g.shape) for g in gs], dtype)
-    SCALED.launch(backend, [arrays, [o.reshape(o.size) for o in out]], (), coef)
+    SCALED.launch(backend, [arrays, out], (), coef)
     if backend.is_host:
         return out, norm
     return [pipeline.wrap(o, gs[0]) for o in out], pipeline.wrap(norm, gs[0])

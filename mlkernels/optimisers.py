@@ -224,7 +224,7 @@ class _Optimiser:
             cls._in_place = Foreach(cls._f, reads, ("params", *names), params=n)
             cls._into_new = Foreach(cls._f, reads, ("new", *names), params=n)
             first = cls.__dict__.get("_first")
-            if first is not None:  # the same update, bit for bit, without reading zeros
+            if first is not None:  # the same update from zeros, without reading them
                 two = ("params", "grads")
                 cls._first_in_place = Foreach(first, two, ("params", *names), params=n)
                 cls._first_into_new = Foreach(first, two, ("new", *names), params=n)

@@ -455,3 +455,27 @@ def test_hyper_parameters_are_checked():
     with pytest.raises(TypeError, match="list"):
         mk.Adam().update([np.ones(3)], [np.ones(3)])
     assert "Adam(lr=0.001" in repr(mk.Adam())
+
+
+@pytest.mark.parametrize("name", ["SGDMomentum", "NAG", "Adam", "AdamW"])
+def test_the_first_step_of_a_fresh_state_is_the_general_step_from_zeros(name):
+    """A fresh optimiser's first step writes the state without reading zeros
+    (``_first``): the values of the general step from a zero state (loaded): the same
+    moments, the parameters to rounding (fast-math may reassociate the update in one
+    kernel and not in the other: a few ulps where the update cancels the parameter)."""
+    rng = np.random.default_rng(51)
+    p, g = rng.standard_normal((7, 300)).astype(np.float32), rng.standard_normal((7, 300))
+    g = g.astype(np.float32)
+    fresh, loaded = getattr(mk, name)(lr=0.01), getattr(mk, name)(lr=0.01)
+    names = ("m", "v") if name.startswith("Adam") else ("v",)
+    zeros = {"state": {0: {"step": 0, **{n: np.zeros_like(p) for n in names}}},
+             "param_groups": [{"lr": 0.01}]}  # fmt: skip
+    loaded.load_state_dict(zeros)
+    a, b = p.copy(), p.copy()
+    fresh.step(a, g)
+    loaded.step(b, g)
+    assert _rel(a, b) <= 2e-7
+    for n in names:
+        np.testing.assert_array_equal(fresh.state[0][n], loaded.state[0][n])
+    c = getattr(mk, name)(lr=0.01).update(p, g) if name != "NAG" else a
+    assert _rel(c, a) <= 2e-7

@@ -120,6 +120,20 @@ DIGESTS = textwrap.dedent(
             for reduction in ("mean", "sum", "none"):
                 vg = f.value_and_grad(*args, reduction=reduction)
                 out[f"{spec.name}-{reduction}"] = digest(vg)
+    # the foreach sums over a list (chunks of 65536: several per array) and a fused step
+    rng = np.random.default_rng(2)
+    grads = [rng.standard_normal(k) for k in (3, 70_000, int(sys.argv[1]), 131_073)]
+    clipped, norm = mk.clip_by_global_norm(grads, 1.0)
+    out["clip_by_global_norm"] = digest((*clipped, np.asarray(norm)))
+    out["layer_grad_norms"] = digest(tuple(np.asarray(v) for v in
+                                           mk.layer_grad_norms(dict(enumerate(grads))).values()))
+    figures = mk.gradient_stats(dict(enumerate(grads)), quiet=True)
+    out["gradient_stats"] = digest(np.array([list(v.values()) for v in figures.values()]))
+    params = [g[::-1].copy() for g in grads]
+    opt = mk.AdamW(max_grad_norm=0.5)
+    for _ in range(2):
+        opt.step(params, grads)
+    out["AdamW.step"] = digest(tuple(params))
     print(json.dumps(out))
     """
 )

@@ -4,7 +4,7 @@ NumPy formulas and PyTorch's fused optimisers (``torch.optim.Adam(..., fused=Tru
 foreach implementation where there is no fused one) and
 ``torch.nn.utils.clip_grad_norm_(foreach=True)``.
 
-Rows (n elements in all, the dtype of the run, on the CPU):
+Rows (n elements in all, the dtype of the run):
 
 * ``<Optimiser>.step``, one array of n: in place (PyTorch: ``opt.step()``, the formula:
   its ``update`` assigned back);
@@ -12,7 +12,10 @@ Rows (n elements in all, the dtype of the run, on the CPU):
 * ``Adam.step``, 200 arrays of n/200 (a small model's layers), 3 steps from a fresh
   optimiser (its state allocated and zeroed inside the timing);
 * ``clip_by_global_norm`` over the 200 arrays: new arrays as the formula, and in place as
-  PyTorch.
+  PyTorch (CPU).
+
+On the GPU (``--device cuda``) the step rows run on numba device arrays beside PyTorch's
+fused CUDA optimisers.
 
 Every call is checked against the formula; the calls are timed interleaved, best of
 ``repeat`` rounds (``measure.best_times``), beside the bandwidth probe, and the table
@@ -29,7 +32,7 @@ import numpy as np
 
 import mlkernels as mk
 from mlkernels import reference
-from mlkernels._bench.measure import BandwidthProbe, best_times
+from mlkernels._bench.measure import BandwidthProbe, best_times, synchronizer
 
 #: Arrays of the list rows, and the steps taken from a fresh optimiser.
 LIST_ARRAYS, LIST_STEPS = 200, 3
@@ -47,6 +50,7 @@ class Row:
     torch_s: float
     error: float
     rtol: float
+    device: str = "cpu"
 
     @property
     def ok(self) -> bool:
@@ -62,12 +66,32 @@ def _rel(got: list, want: list) -> float:
     return worst
 
 
-def _torch():
+def _torch(device: str = "cpu"):
     try:
         import torch
     except ImportError:
         return None
+    if device == "cuda" and not torch.cuda.is_available():
+        return None
     return torch
+
+
+def _to(device: str, host: np.ndarray):
+    """The array the mlkernels call gets: the host array, or a numba device copy."""
+    if device == "cpu":
+        return host
+    from mlkernels._core.cuda import cuda
+
+    return cuda.to_device(host)
+
+
+def _host(x) -> np.ndarray:
+    return x.copy_to_host() if hasattr(x, "copy_to_host") else np.asarray(x)
+
+
+def _tensor(torch, device: str, host: np.ndarray):
+    t = torch.from_numpy(host.copy())
+    return t.cuda() if device == "cuda" else t
 
 
 def _torch_opt(torch, name: str, tensors: list):
@@ -107,45 +131,48 @@ def _ref_opt(name: str):
 _MOVES = {"Adam": 7, "AdamW": 7, "SGDMomentum": 5, "NAG": 5}
 
 
-def _one_array(name: str, n: int, dtype: str, repeat: int, probe, rng) -> Row:
-    torch = _torch()
+def _one_array(name: str, n: int, dtype: str, repeat: int, probe, rng, device: str) -> Row:
+    torch = _torch(device)
+    sync = synchronizer(device)
     p0, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
-    # the check: three steps from the same start against the formula (NAG: torch)
-    check_p, opt = p0.copy(), _mk_opt(name)
+    # the check: three steps from the same start against the formula (NAG: torch, CPU)
+    check_p, opt, gd = _to(device, p0.copy()), _mk_opt(name), _to(device, g)
     ref = _ref_opt(name)
     want = p0.astype(np.float64)
     for _ in range(3):
-        opt.step(check_p, g)
+        opt.step(check_p, gd)
         if ref is not None:
             want = ref.update(want, g.astype(np.float64))
-    if ref is None and torch is not None:
-        t = torch.tensor(p0.astype(np.float64), requires_grad=True)
-        t.grad = torch.tensor(g.astype(np.float64))
-        topt = _torch_opt(torch, name, [t])
+    cpu_torch = _torch()
+    if ref is None and cpu_torch is not None:
+        t = cpu_torch.tensor(p0.astype(np.float64), requires_grad=True)
+        t.grad = cpu_torch.tensor(g.astype(np.float64))
+        topt = _torch_opt(cpu_torch, name, [t])
         for _ in range(3):
             topt.step()
         want = t.detach().numpy()
-    error = _rel([check_p], [want]) if ref is not None or torch is not None else 0.0
+    checked = ref is not None or cpu_torch is not None
+    error = _rel([_host(check_p)], [want]) if checked else 0.0
     # the timing: steps on a live state
-    p, opt, ref = p0.copy(), _mk_opt(name), _ref_opt(name)
+    p, opt, ref = _to(device, p0.copy()), _mk_opt(name), _ref_opt(name)
     state = {"theta": p0.copy()}
-    calls: list[tuple[Callable[[], object], Callable[[], None]]] = [(lambda: opt.step(p, g), _sync)]
-    if ref is not None:
-        calls.append((lambda: state.__setitem__("theta", ref.update(state["theta"], g)), _sync))
+    calls: list[tuple[Callable[[], object], Callable[[], None]]] = [(lambda: opt.step(p, gd), sync)]
+    if ref is not None and device == "cpu":
+        calls.append((lambda: state.__setitem__("theta", ref.update(state["theta"], g)), sync))
     if torch is not None:
-        t = torch.from_numpy(p0.copy())
-        t.grad = torch.from_numpy(g)
+        t = _tensor(torch, device, p0)
+        t.grad = _tensor(torch, device, g)
         topt = _torch_opt(torch, name, [t])
-        calls.append((topt.step, _sync))
+        calls.append((topt.step, sync))
     calls.append((probe.call, probe.sync))
     times = best_times(calls, repeat)
     probe.record(times[-1])
-    numpy_s = times[1] if ref is not None else math.nan
+    numpy_s = times[1] if ref is not None and device == "cpu" else math.nan
     torch_s = times[-2] if torch is not None else math.nan
     size = np.dtype(dtype).itemsize
     rtol = 1e-4 if dtype == "float32" else 1e-10
     return Row(f"{name}.step", "optimisers", _MOVES[name] * size * n, times[0], numpy_s,
-               torch_s, error, rtol)  # fmt: skip
+               torch_s, error, rtol, device)  # fmt: skip
 
 
 def _update(n: int, dtype: str, repeat: int, probe, rng) -> Row:
@@ -170,15 +197,17 @@ def _list_data(n: int, dtype: str, rng) -> tuple[list, list]:
     return params, grads
 
 
-def _list_steps(n: int, dtype: str, repeat: int, probe, rng) -> Row:
-    torch = _torch()
+def _list_steps(n: int, dtype: str, repeat: int, probe, rng, device: str) -> Row:
+    torch = _torch(device)
+    sync = synchronizer(device)
     params0, grads = _list_data(n, dtype, rng)
-    params = [p.copy() for p in params0]
+    params = [_to(device, p.copy()) for p in params0]
+    dgrads = [_to(device, g) for g in grads]
 
     def ours():
         opt = mk.Adam()
         for _ in range(LIST_STEPS):
-            opt.step(params, grads)
+            opt.step(params, dgrads)
 
     def formula():
         refs = [reference.Adam() for _ in params0]
@@ -188,11 +217,13 @@ def _list_steps(n: int, dtype: str, repeat: int, probe, rng) -> Row:
         return thetas
 
     ours()
-    error = _rel(params, _formula64(params0, grads))
-    calls = [(ours, _sync), (formula, _sync)]
+    error = _rel([_host(p) for p in params], _formula64(params0, grads))
+    calls = [(ours, sync)]
+    if device == "cpu":
+        calls.append((formula, sync))
     if torch is not None:
-        tensors = [torch.from_numpy(p.copy()) for p in params0]
-        tgrads = [torch.from_numpy(g) for g in grads]
+        tensors = [_tensor(torch, device, p) for p in params0]
+        tgrads = [_tensor(torch, device, g) for g in grads]
 
         def theirs():
             for t, tg in zip(tensors, tgrads, strict=True):
@@ -201,15 +232,17 @@ def _list_steps(n: int, dtype: str, repeat: int, probe, rng) -> Row:
             for _ in range(LIST_STEPS):
                 opt.step()
 
-        calls.append((theirs, _sync))
+        calls.append((theirs, sync))
     times = best_times([*calls, (probe.call, probe.sync)], repeat)
     probe.record(times[-1])
     size = np.dtype(dtype).itemsize
     m = params0[0].size
     rtol = 1e-4 if dtype == "float32" else 1e-10
+    numpy_s = times[1] if device == "cpu" else math.nan
+    torch_s = times[-2] if torch is not None else math.nan
     return Row(f"Adam.step, {LIST_ARRAYS} x {m:,}, {LIST_STEPS} steps", "optimisers",
-               7 * size * m * LIST_ARRAYS * LIST_STEPS, times[0], times[1],
-               times[2] if torch is not None else math.nan, error, rtol)  # fmt: skip
+               7 * size * m * LIST_ARRAYS * LIST_STEPS, times[0], numpy_s, torch_s, error,
+               rtol, device)  # fmt: skip
 
 
 def _formula64(params0: list, grads: list) -> list:
@@ -259,20 +292,31 @@ def _sync() -> None:
 
 
 def run(
-    n: int, dtype: str, repeat: int, families: list[str], probe: BandwidthProbe | None = None
-) -> tuple[list[Row], BandwidthProbe]:
-    """Measure the rows of ``families`` ("optimisers", "gradients") on the CPU."""
-    probe = probe or BandwidthProbe("cpu", n, "copy")
+    n: int,
+    dtype: str,
+    repeat: int,
+    families: list[str],
+    probes: dict | None = None,
+    devices: tuple[str, ...] = ("cpu",),
+) -> tuple[list[Row], dict]:
+    """Measure the rows of ``families`` ("optimisers", "gradients") on ``devices`` (the
+    NumPy formulas on the CPU only; the list tools' rows on the CPU only); ``probes``:
+    the "copy" bandwidth probe of each device, made here when missing."""
+    probes = dict(probes or {})
     rng = np.random.default_rng(0)
     rows: list[Row] = []
-    if "optimisers" in families:
-        for name in ("SGDMomentum", "NAG", "Adam", "AdamW"):
-            rows.append(_one_array(name, n, dtype, repeat, probe, rng))
-        rows.append(_update(n, dtype, repeat, probe, rng))
-        rows.append(_list_steps(n, dtype, repeat, probe, rng))
-    if "gradients" in families:
-        rows.extend(_clip_rows(n, dtype, repeat, probe, rng))
-    return rows, probe
+    for device in devices:
+        probe = probes.get(device) or BandwidthProbe(device, n, "copy")
+        probes[device] = probe
+        if "optimisers" in families:
+            for name in ("SGDMomentum", "NAG", "Adam", "AdamW"):
+                rows.append(_one_array(name, n, dtype, repeat, probe, rng, device))
+            if device == "cpu":
+                rows.append(_update(n, dtype, repeat, probe, rng))
+            rows.append(_list_steps(n, dtype, repeat, probe, rng, device))
+        if "gradients" in families and device == "cpu":
+            rows.extend(_clip_rows(n, dtype, repeat, probe, rng))
+    return rows, probes
 
 
 def _t(s: float) -> str:
@@ -283,36 +327,36 @@ def _x(a: float, b: float) -> str:
     return "-" if not (math.isfinite(a) and math.isfinite(b)) else f"{b / a:.1f}x"
 
 
-def format_table(rows: list[Row], probe: BandwidthProbe, n: int, dtype: str) -> str:
-    bw = probe.bandwidth()
-    head = ["call", "mlkernels ms", "NumPy formula ms", "vs NumPy", "PyTorch ms", "vs PyTorch",
-            "GB/s", "% of bw", "rel. error"]  # fmt: skip
+def format_table(rows: list[Row], probes: dict, n: int, dtype: str) -> str:
+    head = ["call", "device", "mlkernels ms", "NumPy formula ms", "vs NumPy", "PyTorch ms",
+            "vs PyTorch", "GB/s", "% of bw", "rel. error"]  # fmt: skip
     body = []
     for r in rows:
         gbps = r.nbytes / r.mk_s / 1e9
+        bw = probes[r.device].bandwidth().gbps
         body.append([
-            r.what, _t(r.mk_s), _t(r.numpy_s), _x(r.mk_s, r.numpy_s), _t(r.torch_s),
-            _x(r.mk_s, r.torch_s), f"{gbps:.1f}", f"{100 * gbps / bw.gbps:.0f}%",
+            r.what, r.device, _t(r.mk_s), _t(r.numpy_s), _x(r.mk_s, r.numpy_s), _t(r.torch_s),
+            _x(r.mk_s, r.torch_s), f"{gbps:.1f}", f"{100 * gbps / bw:.0f}%",
             f"{r.error:.1e}" + ("" if r.ok else " FAIL"),
         ])  # fmt: skip
     widths = [max(len(row[k]) for row in [head, *body]) for k in range(len(head))]
 
     def line(cells):
         return "  ".join(
-            c.ljust(w) if k == 0 else c.rjust(w)
+            c.ljust(w) if k < 2 else c.rjust(w)
             for k, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
 
+    bws = "; ".join(f"{d}: {p.bandwidth().gbps:.1f} GB/s" for d, p in probes.items())
     out = [
-        f"== optimisers and gradient tools over lists ({n:,} {dtype} elements in all, CPU)",
+        f"== optimisers and gradient tools over lists ({n:,} {dtype} elements in all)",
         "",
         line(head),
         line(["-" * w for w in widths]),
         *(line(row) for row in body),
         "",
-        f"vs NumPy / vs PyTorch: their time / mlkernels' time; PyTorch: fused optimisers "
-        f"(foreach where none), clip_grad_norm_(foreach=True); GB/s: bytes each element "
-        f"moves (Adam: 7 arrays) per second; % of bw: of the {bw.gbps:.1f} GB/s read + write "
-        "measured beside them.",
+        "vs NumPy / vs PyTorch: their time / mlkernels' time; PyTorch: fused optimisers "
+        "(foreach where none), clip_grad_norm_(foreach=True); GB/s: bytes each element "
+        f"moves (Adam: 7 arrays) per second; % of bw: of the read + write probe ({bws}).",
     ]
     return "\n".join(out)
