@@ -44,6 +44,7 @@ from mlkernels._core import pipeline
 from mlkernels._core.spec import NONNEGATIVE, formula
 from mlkernels._core.templates import Foreach, Map
 from mlkernels._core.vmath import like
+from mlkernels.gradients import SQUARES
 
 __all__ = ["NAG", "SGD", "Adam", "AdamW", "SGDMomentum", "sgd_update"]
 
@@ -146,17 +147,6 @@ def sgd_update(theta, grad, lr=0.01, *, out=None):
 # The optimisers
 # --------------------------------------------------------------------------------------
 
-_SQUARES = None  # the global norm's Foreach (gradients.py), imported at the first clip
-
-
-def _squares() -> Foreach:
-    global _SQUARES
-    if _SQUARES is None:
-        from mlkernels.gradients import SQUARES
-
-        _SQUARES = SQUARES
-    return _SQUARES
-
 
 def _lists(params: Any, grads: Any) -> tuple[list, list]:
     """One array or a list/tuple of arrays each (the same kind for both)."""
@@ -193,13 +183,13 @@ def _copy(x: Any) -> Any:
         return x.copy()
     if type(x).__module__.split(".")[0] == "torch":
         return x.clone() if x.device.type == "cuda" else x.detach().numpy().copy()
-    if hasattr(x, "copy_to_device") and not hasattr(x, "copy"):  # a numba device array
-        from numba import cuda
+    if getattr(x, "__cuda_ndarray__", False):  # a numba (or simulator) device array
+        from mlkernels._core.cuda import cuda
 
         y = cuda.device_array(x.shape, x.dtype)
         y.copy_to_device(x)
         return y
-    return x.copy()
+    return x.copy()  # CuPy
 
 
 class _Optimiser:
@@ -303,7 +293,7 @@ class _Optimiser:
         """The state for these parameters, as the backend's arrays: new arrays at the first
         call (zeros, or uninitialised for the first-step kernel, which writes every
         element; not yet kept: :meth:`_commit` keeps them), else the kept state, checked."""
-        if not self.state:
+        if not self.state or not self._names:  # (SGD keeps none)
             sdt, k = self.state_dtype or dtype, len(self._names)
             arrays = backend.empty_list([p.shape for p in pa for _ in range(k)], sdt, zero=zero)
             return [dict(zip(self._names, arrays[i * k : (i + 1) * k], strict=True))
@@ -341,7 +331,7 @@ class _Optimiser:
         return own_state
 
     def _commit(self, state: list[dict[str, Any]], like: Any, backend: Any, t: int) -> None:
-        if not self.state:  # keep new state as the caller's kind of array
+        if not self.state and self._names:  # keep new state as the caller's kind of array
             keep = (lambda a: a) if backend.is_host else (lambda a: pipeline.wrap(a, like))
             self.state = [{n: keep(a) for n, a in s.items()} for s in state]
         self.t = t
@@ -374,7 +364,7 @@ class _Optimiser:
         _, columns = kernel.place(lists)  # every check before the first launch
         coef = None
         if self.max_grad_norm is not None:
-            totals = _squares().launch(backend, [ga], ())
+            totals = SQUARES.launch(backend, [ga], ())
             norm, coef = backend.run_global_norm(totals, self.max_grad_norm, dtype)
             self.last_grad_norm = norm if backend.is_host else pipeline.wrap(norm, like)
         kernel.launch(backend, columns, self._params(lr, t), coef)

@@ -22,7 +22,7 @@ import numpy as np
 from numba.extending import register_jitable
 
 from mlkernels._bench import data
-from mlkernels._core.scalar import pos
+from mlkernels._core.scalar import cospi, pos
 from mlkernels._core.spec import FORMULAS, NONNEGATIVE, REAL, formula
 from mlkernels._core.templates import Steps
 
@@ -56,7 +56,7 @@ def _exp_decay(t, params):
 
 @register_jitable
 def _cosine(progress, lr_min, lr_max):
-    return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + math.cos(math.pi * progress))
+    return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + cospi(progress))
 
 
 @register_jitable

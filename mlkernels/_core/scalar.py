@@ -103,3 +103,24 @@ def _maximum_cpu(a, b):
 @overload(maximum, target="cuda")
 def _maximum_cuda(a, b):
     return lambda a, b: a if (a > b or a != a) else b
+
+
+def cospi(x):
+    """cos(π x). On the GPU it is libdevice's ``cospi``, whose argument reduction is exact
+    and needs no local memory (``cos`` of a float64 keeps a Payne-Hanek reduction for large
+    arguments on the stack); on the CPU ``cos(π x)``."""
+    return math.cos(math.pi * x)
+
+
+@overload(cospi, target="cpu")
+def _cospi_cpu(x):
+    return lambda x: math.cos(math.pi * x)
+
+
+@overload(cospi, target="cuda")
+def _cospi_cuda(x):
+    from numba.cuda import libdevice
+
+    if x == types.float32:
+        return lambda x: libdevice.cospif(x)
+    return lambda x: libdevice.cospi(x)
