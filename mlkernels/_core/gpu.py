@@ -933,7 +933,8 @@ def _extent(x) -> tuple[int, int]:
 
 
 #: Chunk tables already on the device, by the arrays' addresses and sizes (an optimiser's
-#: list is the same at every step): uploaded once, not at every launch.
+#: parameters and state are the same at every step; new gradients make a new table, an
+#: upload on the stream, without waiting for it).
 _TABLES: dict[tuple, tuple] = {}
 
 
@@ -941,7 +942,9 @@ def _foreach_tables(table: np.ndarray, sizes: list[int]) -> tuple:
     """The device copies of ``(table, chunks, starts)`` for these arrays (cached)."""
     from mlkernels._core.cpu import foreach_chunks
 
-    key = (table.tobytes(), tuple(sizes), launch_shape())
+    # by stream too: a copy is ordered before the kernels of its own stream only, and
+    # waiting for it would be a host synchronisation at every step with new gradients
+    key = (table.tobytes(), tuple(sizes), launch_shape(), str(stream()))
     hit = _TABLES.get(key)
     if hit is None:
         chunks, starts = foreach_chunks(tuple(sizes), FOREACH_CHUNK)
@@ -951,8 +954,6 @@ def _foreach_tables(table: np.ndarray, sizes: list[int]) -> tuple:
             cuda.to_device(starts, stream=stream()),
             chunks.shape[0],
         )
-        if stream():  # the copies are done before another stream can use them
-            stream().synchronize()
         if len(_TABLES) >= 256:
             _TABLES.pop(next(iter(_TABLES)))
         _TABLES[key] = hit
