@@ -403,6 +403,7 @@ class _Optimiser:
             **self._hyper_values(),
             "max_grad_norm": self.max_grad_norm,
             "state_dtype": None if self.state_dtype is None else self.state_dtype.name,
+            "t": self.t,  # the step count of a stateless optimiser (SGD) too
             "params": list(range(len(self.state))),
         }
         return {"state": state, "param_groups": [group]}
@@ -439,7 +440,7 @@ class _Optimiser:
             setattr(self, n, getattr(checked, n))
         self.max_grad_norm = _positive_or_none("max_grad_norm", group.get("max_grad_norm"))
         self.state_dtype = _state_dtype(group.get("state_dtype"))
-        self.state, self.t = restored, steps.pop() if steps else 0
+        self.state, self.t = restored, steps.pop() if steps else int(group.get("t", 0))
 
 
 class SGD(_Optimiser):

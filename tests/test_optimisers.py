@@ -516,3 +516,6 @@ def test_sgd_keeps_no_state_and_takes_any_list():
         for p, w in zip(ps, want, strict=True):
             np.testing.assert_allclose(p, w, rtol=1e-15, atol=1e-16)
     assert opt.state == [] and opt.t == 3
+    resumed = mk.SGD(lr=mk.schedule("exp_decay", lr0=0.1))
+    resumed.load_state_dict(opt.state_dict())  # the step count survives (for a schedule)
+    assert resumed.t == 3 and resumed.lr == 0.1
