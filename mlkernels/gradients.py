@@ -110,9 +110,9 @@ def _arrays(grads: Any, what: str) -> list:
 
 
 def _placed(gs: list, inplace: bool = False) -> tuple[Any, list, np.dtype]:
-    """The arrays on their device as the backend's, flat and C-contiguous (copied where
-    they were not; ``inplace``: a ``ValueError`` instead), of one float dtype (else
-    ``TypeError``)."""
+    """The arrays on their device as the backend's, C-contiguous (copied where they were
+    not; ``inplace``: a ``ValueError`` instead; flat views on the GPU), of one float dtype
+    (else ``TypeError``)."""
     backend, placed = pipeline.place({f"grads[{i}]": g for i, g in enumerate(gs)})
     dtype = np.dtype(placed["grads[0]"].dtype)
     for key, a in placed.items():
