@@ -41,7 +41,7 @@ from numba.extending import register_jitable
 from mlkernels._bench import data
 from mlkernels._core import cpu as _cpu
 from mlkernels._core import pipeline
-from mlkernels._core.spec import NONNEGATIVE, formula
+from mlkernels._core.spec import NONNEGATIVE, POSITIVE, Real, formula
 from mlkernels._core.templates import Foreach, Map
 from mlkernels._core.vmath import like
 from mlkernels.gradients import SQUARES
@@ -168,13 +168,12 @@ def _state_dtype(value: Any) -> np.dtype | None:
     return dt
 
 
+#: Adam's betas: in [0, 1).
+_BETA = Real(0, 1, hi_open=True)
+
+
 def _positive_or_none(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    v = NONNEGATIVE(name, value)
-    if v == 0:
-        raise ValueError(f"{name} must be > 0 (or None: no clipping), got {value}")
-    return v
+    return None if value is None else POSITIVE(name, value)
 
 
 def _arrays(state: list[dict[str, Any]]) -> list:
@@ -585,8 +584,8 @@ class Adam(_Optimiser):
         max_grad_norm: Any = None,
     ) -> None:
         super().__init__(lr, state_dtype=state_dtype, max_grad_norm=max_grad_norm)
-        self.beta1 = _beta("beta1", beta1)
-        self.beta2 = _beta("beta2", beta2)
+        self.beta1 = _BETA("beta1", beta1)
+        self.beta2 = _BETA("beta2", beta2)
         self.eps = NONNEGATIVE("eps", eps)
 
     # the formula's names
@@ -603,12 +602,6 @@ class Adam(_Optimiser):
         c2 = 1.0 / (1.0 - self.beta2**t)
         return (lr, self.beta1, self.beta2, self.eps, c1, c2, lr * self._decay(),
                 1.0 - self.beta1, 1.0 - self.beta2)  # fmt: skip
-
-
-def _beta(name: str, value: Any) -> float:
-    from mlkernels._core.spec import Real
-
-    return Real(0, 1, hi_open=True)(name, value)
 
 
 class AdamW(Adam):

@@ -23,7 +23,7 @@ from numba.extending import register_jitable
 
 from mlkernels._bench import data
 from mlkernels._core.scalar import cospi, pos
-from mlkernels._core.spec import FORMULAS, NONNEGATIVE, REAL, formula
+from mlkernels._core.spec import FORMULAS, NONNEGATIVE, POSITIVE, formula
 from mlkernels._core.templates import Steps
 
 __all__ = [
@@ -86,13 +86,6 @@ def _cyclical(t, params):
 # --------------------------------------------------------------------------------------
 
 
-def _positive(name: str, v: Any) -> float:
-    v = REAL(name, v)
-    if v <= 0:
-        raise ValueError(f"{name} must be > 0, got {v}")
-    return v
-
-
 def _warmup_params(T_warmup: float, T_total: float, lr_max: float, lr_min: float) -> tuple:  # noqa: N803
     if T_total <= T_warmup:
         raise ValueError(
@@ -121,7 +114,7 @@ def _schedule(f, name: str, **fields: Any):
     return formula(Steps(f), family="schedules", data=data.steps, shortcut=_number(name), **fields)
 
 
-@_schedule(_step_decay, "step_decay", hyper={"step": _positive})
+@_schedule(_step_decay, "step_decay", hyper={"step": POSITIVE})
 def step_decay(epoch, lr0=0.1, drop=0.5, step=10, *, out=None):
     """Step decay, ``lr0 * drop ** (epoch // step)``; ``step > 0``."""
 
@@ -131,7 +124,7 @@ def exp_decay(t, lr0=0.1, k=0.01, *, out=None):
     """Exponential decay, ``lr0 * exp(-k t)``."""
 
 
-@_schedule(_cosine_annealing, "cosine_annealing", hyper={"T": _positive})
+@_schedule(_cosine_annealing, "cosine_annealing", hyper={"T": POSITIVE})
 def cosine_annealing(t, T, lr_min=1e-6, lr_max=0.1, *, out=None):  # noqa: N803
     """Cosine annealing, ``lr_min + (lr_max - lr_min) (1 + cos(π t / T)) / 2``: ``lr_max``
     at 0, ``lr_min`` at ``T``, rising again past it (the formula); ``T > 0``."""
@@ -149,7 +142,7 @@ def warmup_cosine(t, T_warmup, T_total, lr_max=1e-3, lr_min=1e-6, *, out=None): 
     warm-up; ``T_total <= T_warmup``: ``ValueError`` (the formula divides by zero)."""
 
 
-@_schedule(_cyclical, "cyclical_lr", hyper={"step_size": _positive})
+@_schedule(_cyclical, "cyclical_lr", hyper={"step_size": POSITIVE})
 def cyclical_lr(t, step_size, lr_min=1e-4, lr_max=1e-2, *, out=None):
     """Triangular cyclical rate (Smith 2017): from ``lr_min`` up to ``lr_max`` over
     ``step_size`` steps and back, a cycle every ``2 step_size``; ``step_size > 0``."""

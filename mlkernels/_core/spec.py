@@ -41,11 +41,13 @@ FORMULAS: dict[str, Formula] = {}
 @dataclass(frozen=True)
 class Real:
     """A real hyper-parameter: a finite number (``TypeError`` / ``ValueError`` naming it),
-    within ``[lo, hi]`` (``hi_open``: below ``hi``), returned as a Python float."""
+    within ``[lo, hi]`` (``lo_open``: above ``lo``; ``hi_open``: below ``hi``), returned as
+    a Python float."""
 
     lo: float | None = None
     hi: float | None = None
     hi_open: bool = False
+    lo_open: bool = False
 
     def __call__(self, name: str, v: Any) -> float:
         if type(v) is not float or not math.isfinite(v):
@@ -57,18 +59,19 @@ class Real:
                 raise ValueError(f"{name} must be finite, not {v}")
             v = float(v)
         lo, hi = self.lo, self.hi
+        below = lo is not None and (v < lo or (self.lo_open and v == lo))
         if hi is None:
-            if lo is not None and v < lo:
-                raise ValueError(f"{name} must be >= {lo:g}, got {v}")
-        elif v < lo or v > hi or (self.hi_open and v == hi):
-            raise ValueError(
-                f"{name} must be in [{lo:g}, {hi:g}{')' if self.hi_open else ']'}, got {v}"
-            )
+            if below:
+                raise ValueError(f"{name} must be {'>' if self.lo_open else '>='} {lo:g}, got {v}")
+        elif below or v > hi or (self.hi_open and v == hi):
+            left, right = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
+            raise ValueError(f"{name} must be in {left}{lo:g}, {hi:g}{right}, got {v}")
         return v
 
 
 REAL = Real()
 NONNEGATIVE = Real(0)
+POSITIVE = Real(0, lo_open=True)
 
 
 def _floats(**values: float) -> tuple[float, ...]:
