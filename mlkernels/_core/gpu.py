@@ -24,6 +24,7 @@ from collections.abc import Iterator
 
 import numpy as np
 from numba import float64
+from numba.extending import register_jitable
 
 from mlkernels._core import codegen, pointers
 from mlkernels._core.codegen import joined, names
@@ -309,15 +310,22 @@ def _shape(n: int) -> tuple[int, int]:
 # --------------------------------------------------------------------------------------
 
 
+@register_jitable
+def _add(a, b):
+    return a + b
+
+
 @functools.cache
-def block_total(acc: str = "float64"):
-    """A device function: the sum of every thread's ``acc`` over the block, in thread 0.
+def block_total(acc: str = "float64", op: str = "sum"):
+    """A device function: the sum (``op="max"``: the maximum, NaN propagating) of every
+    thread's ``acc`` over the block, in thread 0.
 
     A shared-memory tree in a fixed order (deterministic); needs ``blockDim.x`` elements of
     dynamic shared memory, blockDim.x a power of two. Ends with a barrier, so that the
     shared memory can be used again at once.
     """
     dtype = getattr(__import__("numba"), acc)
+    combine = {"sum": _add, "max": maximum}[op]
 
     def total(value):
         sm = cuda.shared.array(0, dtype)
@@ -327,7 +335,7 @@ def block_total(acc: str = "float64"):
         step = cuda.blockDim.x // 2
         while step > 0:
             if tid < step:
-                sm[tid] += sm[tid + step]
+                sm[tid] = combine(sm[tid], sm[tid + step])
             cuda.syncthreads()
             step //= 2
         t = sm[0]
@@ -643,29 +651,6 @@ def make_cols_emit(emit):
 # --------------------------------------------------------------------------------------
 
 
-@functools.cache
-def block_max():
-    """:func:`block_total` with ``max`` (NaN propagating) for the tree's ``+``."""
-
-    def total(value):
-        sm = cuda.shared.array(0, float64)
-        tid = cuda.threadIdx.x
-        sm[tid] = value
-        cuda.syncthreads()
-        step = cuda.blockDim.x // 2
-        while step > 0:
-            if tid < step:
-                a, b = sm[tid], sm[tid + step]
-                sm[tid] = a if (a > b or a != a) else b
-            cuda.syncthreads()
-            step //= 2
-        t = sm[0]
-        cuda.syncthreads()
-        return t
-
-    return cuda.jit(device=True)(total)
-
-
 #: Elements per chunk of a foreach launch on the GPU: a block's share of the work, small
 #: enough that a list of a few large arrays still fills the device.
 FOREACH_CHUNK = 1 << 12
@@ -675,7 +660,7 @@ FOREACH_CHUNK = 1 << 12
 def foreach(f, n_cols: int, n_read: int, stores: tuple, kinds: tuple):
     """``cpu.foreach`` on the GPU: a block per chunk of the table (grid-stride over the
     chunks), its threads striding through the chunk; each chunk's results go through the
-    block's tree (:func:`block_total`, :func:`block_max`) into ``parts[chunk, q]``, and
+    block's tree (:func:`block_total`, by kind) into ``parts[chunk, q]``, and
     :func:`foreach_groups` combines each group's chunks in order."""
     from mlkernels._core.cpu import foreach_body
 
@@ -709,7 +694,7 @@ def make_foreach(f, block_sum, block_max):
     else:
         env = {**_env(), "load": pointers.load, "store": pointers.store}
     make = codegen.build(source, "make_foreach", env)
-    return gpu_kernel(make(f, block_total(), block_max()))
+    return gpu_kernel(make(f, block_total(), block_total("float64", "max")))
 
 
 @functools.cache
