@@ -105,9 +105,9 @@ def init_params(n_in: int, hidden: int, n_out: int, dtype, seed: int = 0) -> dic
     }
 
 
-def train_step(f, params: dict, xb: np.ndarray, yb: np.ndarray, lr: float, lam: float) -> float:
-    """One SGD step of the MLP with the formulas of namespace ``f``; returns the loss."""
-    W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
+def loss_and_grads(f, W1, b1, W2, b2, xb: np.ndarray, yb: np.ndarray, lam: float):
+    """The loss of a mini-batch and the gradients of W1, b1, W2, b2, with the formulas of
+    namespace ``f``: the forward and backward pass, without an update."""
     z1 = xb @ W1 + b1
     h = f.relu(z1)
     p = f.softmax(h @ W2 + b2)
@@ -117,10 +117,17 @@ def train_step(f, params: dict, xb: np.ndarray, yb: np.ndarray, lr: float, lam: 
     dW2 = h.T @ dlogits + f.l2_grad(W2, lam)
     dz1 = (dlogits @ W2.T) * f.relu_grad(z1)
     dW1 = xb.T @ dz1 + f.l2_grad(W1, lam)
+    return loss, [dW1, dz1.sum(axis=0), dW2, dlogits.sum(axis=0)]
+
+
+def train_step(f, params: dict, xb: np.ndarray, yb: np.ndarray, lr: float, lam: float) -> float:
+    """One SGD step of the MLP with the formulas of namespace ``f``; returns the loss."""
+    W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
+    loss, (dW1, db1, dW2, db2) = loss_and_grads(f, W1, b1, W2, b2, xb, yb, lam)
     W1 -= lr * dW1
-    b1 -= lr * dz1.sum(axis=0)
+    b1 -= lr * db1
     W2 -= lr * dW2
-    b2 -= lr * dlogits.sum(axis=0)
+    b2 -= lr * db2
     return float(loss)
 
 

@@ -38,6 +38,7 @@ import time
 import numpy as np
 
 # The script's own folder is on sys.path when it runs: the model and data of train_mlp.py.
+import train_mlp
 from train_mlp import NUMPY, init_params, load_data
 
 import mlkernels as mk
@@ -48,20 +49,10 @@ NAMES = ("W1", "b1", "W2", "b2")
 
 def loss_and_grads(f, params: list, xb: np.ndarray, yb: np.ndarray, lam: float):
     """The loss of a mini-batch and the gradients of ``params`` (W1, b1, W2, b2), with
-    the formulas of namespace ``f``: ``train_mlp.train_step`` without its SGD update."""
-    W1, b1, W2, b2 = params
-    z1 = xb @ W1 + b1
-    h = f.relu(z1)
-    p = f.softmax(h @ W2 + b2)
-    loss = f.cce(yb, p) + f.l2_loss(W1, lam) + f.l2_loss(W2, lam)
-
-    dlogits = (p - yb) / len(xb)  # d cce / d logits, through the softmax
-    dW2 = h.T @ dlogits + f.l2_grad(W2, lam)
-    dz1 = (dlogits @ W2.T) * f.relu_grad(z1)
-    dW1 = xb.T @ dz1 + f.l2_grad(W1, lam)
-    grads = [dW1, dz1.sum(axis=0), dW2, dlogits.sum(axis=0)]
-    # the NumPy relu_grad is float64 (``astype(float)``): keep each gradient in its
-    # parameter's dtype, as the optimisers need (a no-op in float64)
+    the formulas of namespace ``f``: ``train_mlp.loss_and_grads``, each gradient in its
+    parameter's dtype, as the optimisers need (the NumPy ``relu_grad`` is float64,
+    ``astype(float)``; a no-op in float64)."""
+    loss, grads = train_mlp.loss_and_grads(f, *params, xb, yb, lam)
     return float(loss), [g.astype(w.dtype, copy=False) for g, w in zip(grads, params, strict=True)]
 
 
