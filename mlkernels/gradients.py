@@ -115,7 +115,7 @@ def _placed(gs: list, inplace: bool = False) -> tuple[Any, list, np.dtype]:
     (else ``TypeError``)."""
     backend, placed = pipeline.place({f"grads[{i}]": g for i, g in enumerate(gs)})
     dtype = np.dtype(placed["grads[0]"].dtype)
-    for key, a in placed.items():
+    for (key, a), given in zip(placed.items(), gs, strict=True):
         if np.dtype(a.dtype) not in (np.float32, np.float64) or a.dtype != dtype:
             raise TypeError(
                 f"{key} has dtype {a.dtype}: the arrays must all be float32 or all float64"
@@ -126,8 +126,8 @@ def _placed(gs: list, inplace: bool = False) -> tuple[Any, list, np.dtype]:
                 raise ValueError(
                     f"{key} must be a writeable C-contiguous array to be clipped in place"
                 )
-            if backend.is_host and not isinstance(gs[int(key[6:-1])], np.ndarray):
-                if not np.shares_memory(a, gs[int(key[6:-1])]):
+            if backend.is_host and not isinstance(given, np.ndarray):
+                if not np.shares_memory(a, given):
                     raise TypeError(f"{key} must be an array to be clipped in place")
     if backend.is_host:  # (no reshaped views: the kernels need the size and the layout)
         arrays = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in placed.values()]

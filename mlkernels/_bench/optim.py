@@ -32,7 +32,7 @@ import numpy as np
 
 import mlkernels as mk
 from mlkernels import reference
-from mlkernels._bench.measure import BandwidthProbe, best_times, synchronizer
+from mlkernels._bench.measure import BandwidthProbe, _noop, best_times, synchronizer
 
 #: Arrays of the list rows, and the steps taken from a fresh optimiser.
 LIST_ARRAYS, LIST_STEPS = 200, 3
@@ -181,7 +181,7 @@ def _update(n: int, dtype: str, repeat: int, probe, rng) -> Row:
     got, want = opt.update(p0, g), ref.update(p0.astype(np.float64), g.astype(np.float64))
     error = _rel([got], [want])
     opt, ref = mk.Adam(), reference.Adam()
-    calls = [(lambda: opt.update(p0, g), _sync), (lambda: ref.update(p0, g), _sync)]
+    calls = [(lambda: opt.update(p0, g), _noop), (lambda: ref.update(p0, g), _noop)]
     times = best_times([*calls, (probe.call, probe.sync)], repeat)
     probe.record(times[-1])
     rtol = 1e-4 if dtype == "float32" else 1e-10
@@ -210,14 +210,11 @@ def _list_steps(n: int, dtype: str, repeat: int, probe, rng, device: str) -> Row
             opt.step(params, dgrads)
 
     def formula():
-        refs = [reference.Adam() for _ in params0]
-        thetas = list(params0)
-        for _ in range(LIST_STEPS):
-            thetas = [r.update(t, g) for r, t, g in zip(refs, thetas, grads, strict=True)]
-        return thetas
+        return _formula_loop(params0, grads)
 
     ours()
-    error = _rel([_host(p) for p in params], _formula64(params0, grads))
+    wide = [p.astype(np.float64) for p in params0], [g.astype(np.float64) for g in grads]
+    error = _rel([_host(p) for p in params], _formula_loop(*wide))
     calls = [(ours, sync)]
     if device == "cpu":
         calls.append((formula, sync))
@@ -245,13 +242,12 @@ def _list_steps(n: int, dtype: str, repeat: int, probe, rng, device: str) -> Row
                rtol, device)  # fmt: skip
 
 
-def _formula64(params0: list, grads: list) -> list:
+def _formula_loop(params0: list, grads: list) -> list:
+    """A Python loop over the formula's ``update``, one optimiser per array, from fresh."""
     refs = [reference.Adam() for _ in params0]
-    thetas = [p.astype(np.float64) for p in params0]
+    thetas = list(params0)
     for _ in range(LIST_STEPS):
-        thetas = [
-            r.update(t, g.astype(np.float64)) for r, t, g in zip(refs, thetas, grads, strict=True)
-        ]
+        thetas = [r.update(t, g) for r, t, g in zip(refs, thetas, grads, strict=True)]
     return thetas
 
 
@@ -264,15 +260,15 @@ def _clip_rows(n: int, dtype: str, repeat: int, probe, rng) -> list[Row]:
     error = max(_rel(got, want), abs(float(norm) - want_norm) / want_norm)
     work = [g.copy() for g in grads]
     calls = [
-        (lambda: mk.clip_by_global_norm(grads, 1.0), _sync),
-        (lambda: reference.clip_by_global_norm(grads, 1.0), _sync),
-        (lambda: mk.clip_by_global_norm(work, 1e30, inplace=True), _sync),
+        (lambda: mk.clip_by_global_norm(grads, 1.0), _noop),
+        (lambda: reference.clip_by_global_norm(grads, 1.0), _noop),
+        (lambda: mk.clip_by_global_norm(work, 1e30, inplace=True), _noop),
     ]
     if torch is not None:
         tensors = [torch.from_numpy(g.copy()) for g in grads]
         for t in tensors:
             t.grad = t.clone()
-        calls.append((lambda: torch.nn.utils.clip_grad_norm_(tensors, 1e30, foreach=True), _sync))
+        calls.append((lambda: torch.nn.utils.clip_grad_norm_(tensors, 1e30, foreach=True), _noop))
     times = best_times([*calls, (probe.call, probe.sync)], repeat)
     probe.record(times[-1])
     size, m = np.dtype(dtype).itemsize, grads[0].size
@@ -285,10 +281,6 @@ def _clip_rows(n: int, dtype: str, repeat: int, probe, rng) -> list[Row]:
         Row(what + ", in place", "gradients", 3 * size * elements, times[2], math.nan, torch_s,
             error, rtol),
     ]  # fmt: skip
-
-
-def _sync() -> None:
-    pass
 
 
 def run(
