@@ -377,7 +377,8 @@ def measure(
             if label == "probe":
                 probe.record(t)
     bw = probe.nbytes / best.pop("probe") if probing else math.nan
-    dtype = np.result_type(*(a.dtype for a in host_args if a.dtype.kind == "f"))
+    reals = [a.dtype for a in host_args if a.dtype.kind == "f"]
+    dtype = np.result_type(*reals) if reals else np.dtype(np.float64)  # labels alone
     return Result(
         name=entry.name,
         family=entry.family,

@@ -32,7 +32,16 @@ from mlkernels._core import threads as _threads
 from mlkernels._core.spec import FORMULAS, Formula
 
 ROW_COLS = 1024  # default row length of the "rows" entries
-FAMILIES = ("losses", "activations", "regularisation", "normalisation", "optimisers", "gradients")
+FAMILIES = (
+    "losses",
+    "activations",
+    "regularisation",
+    "normalisation",
+    "optimisers",
+    "gradients",
+    "metrics",
+    "probability",
+)
 #: Declared formulas that are not timed one by one at n elements: the schedules (a
 #: function of the step; an array of steps is a map of a few transcendental operations).
 UNTIMED = ("schedules",)
@@ -211,8 +220,11 @@ class Entry:
 
     @property
     def kind(self) -> str:
-        """ "loss", "map" (an array like the first argument), "scalar" or "tuple"."""
-        return {"array": "map"}.get(self.spec.returns, self.spec.returns)
+        """ "loss", "map" (an array like the first argument, ``out=``), "scalar" (or a
+        small array: confusion_matrix) or "tuple"."""
+        if self.spec.returns == "array":
+            return "map" if self.spec.has_out else "scalar"
+        return self.spec.returns
 
     @property
     def function(self) -> Callable:

@@ -176,7 +176,7 @@ class Job:
                 return
         self.backend, self.arrays = place(named)
         reals = {n: a for n, a in self.arrays.items() if roles[n] in ("data", "feature")}
-        self.dtype = real_dtype(reals)
+        self.dtype = real_dtype(reals) if reals else _F64  # labels alone: float64 results
         for name, a in self.arrays.items():
             if roles[name] in ("label", "index"):
                 check_labels({name: a}, "iub" if roles[name] == "index" else "fiub")
@@ -190,6 +190,10 @@ class Job:
         job.arrays = arrays
         job.like = first = next(iter(arrays.values()))
         job.dtype = first.dtype
+        if first.dtype.kind != "f":  # labels first (the metrics): the first real array's
+            roles = spec.arrays
+            reals = [a.dtype for n, a in arrays.items() if roles[n] in ("data", "feature")]
+            job.dtype = reals[0] if reals else _F64
         job.arguments = arguments  # the keyword arguments over the defaults
         return job
 
@@ -267,8 +271,10 @@ def quick_parser(spec: Any) -> Callable[[tuple, dict], tuple | None] | None:
     never taken at their defaults: it is looked for only when some are passed."""
     n = spec.n_arrays
     roles = list(spec.arrays.values())
-    if n > len(roles) or roles[0] == "index":
+    if n > len(roles):
         return None
+    if roles[0] in ("label", "index"):
+        return _labels_parser(spec, n, roles)
     index = tuple(role == "index" for role in roles)  # class indices: int64 arrays
     defaults, keywords, validate = spec.defaults, spec.host_keywords, spec.validate_positional
     pure = all(
@@ -306,9 +312,51 @@ def quick_parser(spec: Any) -> Callable[[tuple, dict], tuple | None] | None:
             return None
         arguments = {**defaults, **kwargs}
         params = validate(args[n:], arguments)
-        return None if params is None else (params, arguments["out"], arguments)
+        return None if params is None else (params, arguments.get("out"), arguments)
 
     parse.fixed = fixed  # the parameters of a call that passes no hyper-parameter, if fixed
+    return parse
+
+
+def _labels_parser(spec: Any, n: int, roles: list) -> Callable[[tuple, dict], tuple | None]:
+    """The quick parser of a formula whose arrays start with labels (the metrics): label
+    arrays of any integer or bool dtype (``label``: float too), real ones float32 or
+    float64 of one dtype, all C-contiguous NumPy arrays."""
+    defaults, keywords, validate = spec.defaults, spec.host_keywords, spec.validate_positional
+    kinds = ["iub" if r == "index" else "iubfd" if r == "label" else "" for r in roles[:n]]
+    fixed = spec.validate_positional((), defaults)
+
+    def parse(args: tuple, kwargs: dict) -> tuple | None:
+        if len(args) < n:
+            return None
+        dt = None
+        for k in range(n):
+            a = args[k]
+            if type(a) is not np.ndarray or not a.flags.c_contiguous:
+                return None
+            if kinds[k]:
+                if a.dtype.kind not in kinds[k] or a.dtype.char == "e":
+                    return None
+            elif (
+                a.dtype is not _F64
+                and a.dtype is not _F32
+                or (dt is not None and a.dtype is not dt)
+            ):
+                return None
+            else:
+                dt = a.dtype
+        if not kwargs:
+            if len(args) == n and fixed is not None:
+                return fixed, None, defaults
+            params = validate(args[n:], defaults)
+            return None if params is None else (params, None, defaults)
+        if not keywords.issuperset(kwargs):
+            return None
+        arguments = {**defaults, **kwargs}
+        params = validate(args[n:], arguments)
+        return None if params is None else (params, arguments.get("out"), arguments)
+
+    parse.fixed = None
     return parse
 
 
