@@ -43,6 +43,7 @@ numba.cuda.dispatcher.get_current_device = lambda: _Device()
 import mlkernels  # noqa: E402, F401 - declares every formula
 from mlkernels._core import gpu as _gpu  # noqa: E402
 from mlkernels._core import templates as T  # noqa: E402
+from mlkernels._core.scalar import identity  # noqa: E402
 from mlkernels._core.spec import FORMULAS  # noqa: E402
 
 f64, none = types.float64, types.none
@@ -56,7 +57,7 @@ def params_of(spec):
     """The kernels' parameter tuple type: a float64 per parameter (at least one)."""
     example = {n: p.default for n, p in spec.signature.parameters.items()}
     required = [n for n, v in example.items() if v is inspect.Parameter.empty]
-    example.update({n: float(k + 1) for k, n in enumerate(required)})  # T_warmup < T_total
+    example.update({n: k + 1 for k, n in enumerate(required)})  # T_warmup < T_total
     example.update({n: 0 for n in spec.arrays})
     n = len(spec.validate({**example, "seed": 1} if "seed" in example else example))
     return types.UniTuple(f64, n)
@@ -134,7 +135,120 @@ def rows_then_cols_kernels(spec, t, dt):
     yield from cols_kernels(spec, t.cols, ins, [], [])
 
 
+# The metrics' and probability's kernels; label arrays are compiled for int64 and bool.
+i64, b1 = types.int64, types.boolean
+LABELS = (i64, b1)
+
+
+def _ins(spec, dt, label):
+    return [arr(label if role in ("label", "index") else dt, 1) for role in spec.arrays.values()]
+
+
+def _final(spec, t, dt, acc):
+    out = arr(dt if t.dtype is None else numba.from_dtype(t.dtype), 1)
+    p = params_of(spec)
+    yield "final", _gpu.final_kernel(t.final, t.results), (arr(acc, 1), f64, p, out)
+
+
+def metric_kernels(spec, t, dt):
+    p = params_of(spec)
+    for label in LABELS if "label" in spec.arrays.values() else (i64,):
+        ins = _ins(spec, dt, label)
+        tag = f" {label}" if "label" in spec.arrays.values() else ""
+        if t.moments:
+            yield "moments" + tag, _gpu.moments(t.f, t.inputs), (*ins, p, arr(f64, 2))
+            continue
+        acc = getattr(types, t.acc)
+        kernel = _gpu.reduce(t.f, t.inputs, t.k, 0, t.acc, True)
+        yield "reduce" + tag, kernel, (*ins, p, f64, arr(acc, 2))
+    acc = getattr(types, t.acc)
+    if t.moments:
+        yield "merge moments", _gpu.merge_moments, (arr(f64, 2), arr(f64, 1))
+    else:
+        yield "combine", _gpu.combine(None, t.acc), (arr(acc, 2), f64, arr(acc, 1), none, none)
+    yield from _final(spec, t, dt, acc)
+    if isinstance(t, T.ClassMetric):
+        yield from table_kernels(spec, t.average_final, i64, LABELS)
+
+
+def table_kernels(spec, final, cell, labels=()):
+    p = params_of(spec)
+    table = arr(cell, 2)
+    for label in labels:
+        sig = (arr(label, 1), arr(label, 1), table, arr(i64, 1), b1)
+        yield f"pair counts {label}", _gpu._pair_counts, sig
+        yield f"label range {label}", _gpu._label_range, (arr(label, 1), arr(i64, 1))
+    yield "margins", _gpu._margins, (table, arr(f64, 1), arr(f64, 1))
+    sig = (table, arr(f64, 1), arr(f64, 1), p, arr(f64, 1))
+    yield "table final", _gpu.table_final(final), sig
+
+
+def pair_kernels(spec, t, dt):
+    yield "zero counts", _gpu._zero_counts, (arr(i64, 1), arr(i64, 1))
+    if t.final is None:
+        for label in LABELS:
+            sig = (arr(label, 1), arr(label, 1), arr(i64, 2), arr(i64, 1), b1)
+            yield f"pair counts {label}", _gpu._pair_counts, sig
+    else:
+        yield from table_kernels(spec, t.final, i64, LABELS)
+
+
+def info_table_kernels(spec, t, dt):
+    yield from table_kernels(spec, t.final, dt)
+
+
+def row_sum_kernels(spec, t, dt):
+    p, flat = params_of(spec), arr(dt, 1)
+    kernel = _gpu.reduce(t.term, 2, 1, 2, "float64", True)
+    yield "reduce", kernel, (flat, flat, p, dt, none, none, arr(f64, 2))
+    kernel = _gpu.classes_dense(t.term, True)
+    yield "rows", kernel, (arr(dt, 3), arr(dt, 3), p, dt, arr(dt, 2), none, none)
+    sig = (arr(f64, 2), f64, arr(f64, 1), arr(dt, 0), arr(f64, 1))
+    yield "finish", _gpu.combine(identity), sig
+
+
+def rank_kernels(spec, t, dt):
+    keys = arr(f64, 1)
+    for label in LABELS:
+        for w in (none, arr(f64, 1)):
+            sig = (arr(label, 1), arr(dt, 1), w, arr(i64, 1), keys, keys, keys)
+            yield f"auc gather {label} {w}", _gpu._auc_gather, sig
+    yield "auc terms", _gpu._auc_terms(), (keys, keys, keys, arr(f64, 2))
+    yield "auc final", _gpu._auc_final, (arr(f64, 1), keys, keys, arr(f64, 1))
+    yield "argsort keys", _gpu._pad_keys, (arr(dt, 1), keys, arr(i64, 1))
+    yield "argsort step", _gpu._bitonic_step, (keys, arr(i64, 1), i64, i64)
+    yield "scan sums", _gpu._chunk_sums, (keys, i64, keys)
+    yield "scan", _gpu._scan_sums, (keys,)
+    yield "scan chunks", _gpu._chunk_scan, (keys, i64, keys, keys)
+
+
+def gains_kernels(spec, t, dt):
+    yield "gains", _gpu._ranked_gains, (arr(dt, 2), i64, b1, arr(dt, 1))
+
+
+def tied_gains_kernels(spec, t, dt):
+    yield "tied gains", _gpu._tied_ndcg, (arr(f64, 2), arr(f64, 2), i64, arr(f64, 1))
+    reduce = _gpu.reduce(T._value, 1, 1, 0, "float64", True)
+    yield "mean", reduce, (arr(f64, 1), types.UniTuple(f64, 1), f64, arr(f64, 2))
+    sig = (arr(f64, 1), f64, types.UniTuple(f64, 1), arr(f64, 1))
+    yield "final", _gpu.final_kernel(T._mean, 1), sig
+
+
+def gaussian_kernels(spec, t, dt):
+    sig = (arr(dt, 2), arr(dt, 1), arr(f64, 2), f64, b1, arr(f64, 2), arr(dt, 1))
+    yield "mvn", _gpu._mvn, sig
+
+
 SIGNATURES = {
+    T.Metric: metric_kernels,
+    T.ClassMetric: metric_kernels,
+    T.PairCounts: pair_kernels,
+    T.Table: info_table_kernels,
+    T.RowSums: row_sum_kernels,
+    T.Ranks: rank_kernels,
+    T.Gains: gains_kernels,
+    T.TiedGains: tied_gains_kernels,
+    T.Gaussian: gaussian_kernels,
     T.Map: map_kernels,
     T.Steps: map_kernels,
     T.Sum: sum_kernels,

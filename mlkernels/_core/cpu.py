@@ -50,7 +50,7 @@ from numba.extending import register_jitable
 
 from mlkernels._core import codegen, pointers
 from mlkernels._core.codegen import joined, names
-from mlkernels._core.jit import cpu_kernel
+from mlkernels._core.jit import cpu_jit, cpu_kernel
 from mlkernels._core.scalar import as_is, maximum
 
 is_host = True
@@ -206,6 +206,41 @@ def make_reduce(f):
     return reduce_kernel
 """
     return cpu_kernel(codegen.build(source, "make_reduce", _env())(f))
+
+
+@functools.cache
+def count(f, n_in: int, k: int):
+    """``r = f(x0[i], ..., params)`` (the elements in their own type: integer labels are
+    compared as integers) and ``r[0:k]`` counted into ``total`` (k,) int64: the exact
+    counts of the metrics. Integer sums do not depend on their order, so each chunk sums
+    in the loop itself (no block scratch, as :func:`reduce` needs for floats); the chunks
+    are still the size's alone."""
+    xs = names("x", n_in)
+    views = "".join(f"            c{q} = x{q}[lo:hi]\n" for q in range(n_in))
+    elements = joined([*(f"c{q}[i]" for q in range(n_in)), "params"])
+    init = "".join(f"            a{q} = 0\n" for q in range(k))
+    adds = "".join(f"\n                a{q} += r[{q}]" for q in range(k))
+    saves = "".join(f"\n            parts[p, {q}] = a{q}" for q in range(k))
+    source = f"""
+def make_count(f):
+    def count_kernel({joined([*xs, "params", "total"])}):
+        n = x0.size
+        chunks = sum_chunks(n)
+        size = (n + chunks - 1) // chunks
+        parts = np.zeros((chunks, {k}), np.int64)
+        for p in prange(chunks):
+            lo, hi = p * size, min(n, (p + 1) * size)
+{views}{init}\
+            for i in range(hi - lo):
+                r = f({elements}){adds}{saves}
+        for q in range({k}):
+            t = 0
+            for p in range(chunks):
+                t += parts[p, q]
+            total[q] = t
+    return count_kernel
+"""
+    return cpu_kernel(codegen.build(source, "make_count", _env())(f))
 
 
 # --------------------------------------------------------------------------------------
@@ -606,6 +641,333 @@ def by_label():
 
 
 # --------------------------------------------------------------------------------------
+# Metrics: moments, pair counts, ranks, triangular solves, ranked gains
+# --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def moments(f, n_in: int):
+    """``(v, e) = f(float64(x0[i]), ..., params)``: the count, mean and M2 of ``v`` and the
+    sum of ``e`` into ``total`` (4,) float64, in one pass (r2, gaussian_mle). Per block of
+    SUM_BLOCK terms (in cache) the mean, then the squared deviations from it; blocks and
+    chunks (:func:`sum_chunks`) merged in order with Chan's formula: accurate for data far
+    from zero, and the same bits whatever the number of threads."""
+    xs = names("x", n_in)
+    elements = joined([*(f"float64({x}[s + i])" for x in xs), "params"])
+    source = f"""
+def make_moments(f):
+    def moments_kernel({joined([*xs, "params", "total"])}):
+        n = x0.size
+        chunks = sum_chunks(n)
+        size = (n + chunks - 1) // chunks
+        parts = np.zeros((chunks, 4))
+        for p in prange(chunks):
+            lo, hi = p * size, min(n, (p + 1) * size)
+            vb = np.empty(SUM_BLOCK)
+            eb = np.empty(SUM_BLOCK)
+            cnt = 0.0
+            mean = 0.0
+            m2 = 0.0
+            es = 0.0
+            for s in range(lo, hi, SUM_BLOCK):
+                m = min(hi, s + SUM_BLOCK) - s
+                for i in range(m):
+                    r = f({elements})
+                    vb[i] = r[0]
+                    eb[i] = r[1]
+                t = 0.0
+                u = 0.0
+                for i in range(m):
+                    t += vb[i]
+                    u += eb[i]
+                mb = t / m
+                q = 0.0
+                for i in range(m):
+                    d = vb[i] - mb
+                    q += d * d
+                tot = cnt + m
+                d = mb - mean
+                mean += d * (m / tot)
+                m2 += q + d * d * cnt * (m / tot)
+                es += u
+                cnt = tot
+            parts[p, 0] = cnt
+            parts[p, 1] = mean
+            parts[p, 2] = m2
+            parts[p, 3] = es
+        merge_moments(parts, total)
+    return moments_kernel
+"""
+    env = {**_env(), "merge_moments": merge_moments}
+    return cpu_kernel(codegen.build(source, "make_moments", env)(f))
+
+
+@register_jitable
+def merge_moments(parts, total):
+    """Chan's merge of the (count, mean, M2, Σ e) rows of ``parts``, in order, into total."""
+    cnt = 0.0
+    mean = 0.0
+    m2 = 0.0
+    es = 0.0
+    for p in range(parts.shape[0]):
+        c = parts[p, 0]
+        if c == 0:
+            continue
+        tot = cnt + c
+        d = parts[p, 1] - mean
+        mean += d * (c / tot)
+        m2 += parts[p, 2] + d * d * cnt * (c / tot)
+        es += parts[p, 3]
+        cnt = tot
+    total[0] = cnt
+    total[1] = mean
+    total[2] = m2
+    total[3] = es
+
+
+def pair_chunks(n: int, cells: int) -> int:
+    """Chunks of a pair count (confusion_matrix, a contingency table): up to 32, fewer
+    when the partial tables (chunks x cells int64) would pass 64 MB. From the shape only."""
+    return max(1, min(n // 65536 + 1, 32, (8 << 20) // max(1, cells)))
+
+
+@functools.cache
+def pair_counts():
+    """``out[a[i], b[i]] += 1`` over label arrays a, b of one size into ``out`` (ca, cb)
+    int64: exact, from per-chunk tables added in order. Labels outside [0, ca) or [0, cb)
+    are not counted; ``bad`` (2,) receives how many of a's and of b's were outside."""
+
+    def kernel(a, b, parts, out, bad):
+        n = a.size
+        chunks, ca, cb = parts.shape
+        size = (n + chunks - 1) // chunks
+        wrong = np.zeros((chunks, 2), np.int64)
+        for p in prange(chunks):
+            table = parts[p]
+            table[:] = 0
+            for i in range(p * size, min(n, (p + 1) * size)):
+                u, v = int64(a[i]), int64(b[i])
+                ok_u, ok_v = 0 <= u < ca, 0 <= v < cb
+                if ok_u and ok_v:
+                    table[u, v] += 1
+                else:
+                    wrong[p, 0] += not ok_u
+                    wrong[p, 1] += not ok_v
+        out[:] = 0
+        bad[:] = 0
+        for p in range(chunks):
+            out += parts[p]
+            bad += wrong[p]
+
+    return cpu_kernel(kernel)
+
+
+#: Negatives per chunk of the ROC-AUC's merge walk (at most 256 chunks).
+AUC_CHUNK = 1 << 14
+
+
+@functools.cache
+def auc_split():
+    """Count each chunk's positives (label == 1) and NaN scores (``counts`` (chunks, 2)),
+    the first pass of splitting the scores by class."""
+
+    def kernel(y, s, counts):
+        n = y.size
+        chunks = counts.shape[0]
+        size = (n + chunks - 1) // chunks
+        for p in prange(chunks):
+            pos = 0
+            nan = 0
+            for i in range(p * size, min(n, (p + 1) * size)):
+                pos += float64(y[i]) == 1.0
+                nan += s[i] != s[i]
+            counts[p, 0] = pos
+            counts[p, 1] = nan
+
+    return cpu_kernel(kernel)
+
+
+@functools.cache
+def auc_fill():
+    """Scatter each chunk's scores (and weights) to the positives' or the negatives'
+    arrays, from the chunk's offsets in each (``offsets`` (chunks, 2)): the order within a
+    class is kept."""
+
+    def kernel(y, s, w, offsets, ps, ns, pw, nw):
+        n = y.size
+        chunks = offsets.shape[0]
+        size = (n + chunks - 1) // chunks
+        for p in prange(chunks):
+            a, b = offsets[p, 0], offsets[p, 1]
+            for i in range(p * size, min(n, (p + 1) * size)):
+                if float64(y[i]) == 1.0:
+                    ps[a] = s[i]
+                    if w is not None:
+                        pw[a] = w[i]
+                    a += 1
+                else:
+                    ns[b] = s[i]
+                    if w is not None:
+                        nw[b] = w[i]
+                    b += 1
+
+    return cpu_kernel(kernel)
+
+
+@functools.cache
+def auc_merge():
+    """Σ over the negatives (sorted ascending, ``ns``) of their weight times the weight of
+    the positives (sorted ascending, ``ps``) scored above them plus half of those scored
+    equal: the area under the ROC curve times P N, ties exact (scikit-learn's trapezoid).
+    Unweighted (``cum`` None): twice the sum, in exact int64. Weighted: ``cum`` (P + 1,)
+    the positives' running weights, ``nw`` the negatives' weights, float64. Chunks of
+    negatives walk from their own binary search in ``ps``; their sums added in order."""
+
+    def kernel(ps, ns, cum, nw, parts):
+        n_pos, n_neg = ps.size, ns.size
+        chunks = parts.shape[0]
+        size = (n_neg + chunks - 1) // chunks
+        for p in prange(chunks):
+            lo, hi = p * size, min(n_neg, (p + 1) * size)
+            if lo >= hi:
+                parts[p] = 0.0
+                continue
+            a = np.searchsorted(ps, ns[lo], "left")
+            b = a
+            twice = 0
+            area = 0.0
+            for j in range(lo, hi):
+                v = ns[j]
+                while a < n_pos and ps[a] < v:
+                    a += 1
+                if b < a:
+                    b = a
+                while b < n_pos and ps[b] <= v:
+                    b += 1
+                if cum is None:
+                    twice += 2 * (n_pos - b) + (b - a)
+                else:
+                    above = cum[n_pos] - cum[b]
+                    area += float64(nw[j]) * (above + 0.5 * (cum[b] - cum[a]))
+            parts[p] = float64(twice) if cum is None else area
+
+    return cpu_kernel(kernel)
+
+
+#: Points per block of a triangular solve (mvn_logpdf): their solutions, d x MVN_BLOCK
+#: float64, stay in L1 and each step is a vector operation over the block.
+MVN_BLOCK = 64
+
+
+@functools.cache
+def mvn():
+    """``out[i] = c - ||L^{-1} (x[i] - mu)||^2 / 2`` for points x (n, d): a forward
+    substitution per point, MVN_BLOCK points at a time (float64), never an inverse.
+    ``c`` is the log-density's constant (-d/2 log 2π - log det(Σ)/2); ``exp_out``: the
+    density instead."""
+
+    def kernel(x, mu, low, c, exp_out, out):
+        n, d = x.shape
+        for blk in prange((n + MVN_BLOCK - 1) // MVN_BLOCK):
+            b0 = blk * MVN_BLOCK
+            m = min(n, b0 + MVN_BLOCK) - b0
+            z = np.empty((d, MVN_BLOCK))
+            for b in range(m):
+                xb = x[b0 + b]
+                for i in range(d):
+                    z[i, b] = float64(xb[i]) - float64(mu[i])
+            for i in range(d):
+                zi = z[i]
+                for j in range(i):
+                    lij = float64(low[i, j])
+                    zj = z[j]
+                    for b in range(m):
+                        zi[b] -= lij * zj[b]
+                inv = 1.0 / float64(low[i, i])
+                for b in range(m):
+                    zi[b] *= inv
+            q = np.zeros(MVN_BLOCK)
+            for i in range(d):
+                zi = z[i]
+                for b in range(m):
+                    q[b] += zi[b] * zi[b]
+            for b in range(m):
+                v = c - 0.5 * q[b]
+                out[b0 + b] = math.exp(v) if exp_out else v
+
+    return cpu_kernel(kernel)
+
+
+@register_jitable
+def discount(i):
+    """The DCG discount of rank i (0-based): 1 / log2(i + 2)."""
+    return 1.0 / math.log2(i + 2.0)
+
+
+@functools.cache
+def ranked_gains():
+    """Per row of r (n, m): DCG of its first k entries, Σ r_i / log2(i + 2); with
+    ``ideal``, divided by (the DCG of the row sorted descending + 1e-9): ndcg."""
+
+    def kernel(r, k, ideal, out):
+        n, m = r.shape
+        top = min(k, m)
+        disc = np.empty(top)
+        for i in range(top):
+            disc[i] = discount(i)
+        for row in prange(n):
+            x = r[row]
+            g = 0.0
+            for i in range(top):
+                g += float64(x[i]) * disc[i]
+            if ideal:
+                srt = np.sort(x)
+                best = 0.0
+                for i in range(top):
+                    best += float64(srt[m - 1 - i]) * disc[i]
+                g = g / (best + 1e-9)
+            out[row] = g
+
+    return cpu_kernel(kernel)
+
+
+@functools.cache
+def tied_ndcg():
+    """scikit-learn's ndcg_score per row of y_true, y_score (n, m): the DCG of y_true in
+    the order of y_score descending, a tie group's gains averaged over its positions (the
+    first k), over the DCG of y_true sorted descending (0 where that is 0)."""
+
+    def kernel(y, s, k, out):
+        n, m = y.shape
+        top = min(k, m)
+        for row in prange(n):
+            yr, sr = y[row], s[row]
+            order = np.argsort(-sr.astype(np.float64))
+            g = 0.0
+            a = 0
+            while a < m and a < top:
+                b = a + 1
+                v = sr[order[a]]
+                while b < m and sr[order[b]] == v:
+                    b += 1
+                gain = 0.0
+                for t in range(a, b):
+                    gain += float64(yr[order[t]])
+                disc = 0.0
+                for t in range(a, min(b, top)):
+                    disc += discount(t)
+                g += gain / (b - a) * disc
+                a = b
+            srt = np.sort(yr)
+            best = 0.0
+            for i in range(top):
+                best += float64(srt[m - 1 - i]) * discount(i)
+            out[row] = g / best if best != 0 else 0.0
+
+    return cpu_kernel(kernel)
+
+
+# --------------------------------------------------------------------------------------
 # Launchers: what the pipeline calls, the same on both devices
 # --------------------------------------------------------------------------------------
 
@@ -616,7 +978,12 @@ def run_map(f, ins, params, outs, widen=False, counter=False):
 
 
 def run_reduce(f, ins, params, grad_scale, outs, k, want_total, acc="float64", widen=True):
-    """The reduction's kernel; returns the (k,) partial (or None)."""
+    """The reduction's kernel; returns the (k,) partial (or None). Counts (int64, no
+    outputs) run :func:`count`."""
+    if acc == "int64" and not outs:
+        total = np.empty(k, np.int64)
+        count(f, len(ins), k)(ins[0].size, *ins, params, total)
+        return total
     total = np.zeros(k, np.dtype(acc)) if want_total else None
     reduce(f, len(ins), k, len(outs), acc, widen)(
         ins[0].size, *ins, params, grad_scale, *outs, total
@@ -704,6 +1071,172 @@ def run_by_label(x, labels, n_labels):
     counts = np.empty(n_labels, np.int64)
     by_label()(x.size, x, labels, parts, cparts, sums, counts)
     return sums, counts
+
+
+def run_final(final, total, n, params, dtype, results):
+    """A metric's value(s) from its sums (``total``): ``final(total, n, params)``, as
+    NumPy scalars of ``dtype`` (a tuple of ``results`` of them when more than one)."""
+    values = tuple(dtype.type(v) for v in final(total, float(n), params))
+    return values[0] if results == 1 else values
+
+
+def run_moments(f, ins, params):
+    """The (count, mean, M2, Σ e) of :func:`moments`, (4,) float64."""
+    total = np.empty(4)
+    moments(f, len(ins))(ins[0].size, *ins, params, total)
+    return total
+
+
+def run_pair_counts(a, b, ca, cb):
+    """``(table (ca, cb) int64, bad (2,) int64)``: the pair counts of two flat label
+    arrays and how many of each lay outside its range."""
+    parts = np.empty((pair_chunks(a.size, ca * cb), ca, cb), np.int64)
+    out = np.empty((ca, cb), np.int64)
+    bad = np.empty(2, np.int64)
+    pair_counts()(a.size, a, b, parts, out, bad)
+    return out, bad
+
+
+@functools.cache
+def table_final(final):
+    """``final(table, rows, cols, params)`` of a 2-D table and its row and column sums
+    (float64, computed here): a metric of a confusion matrix or a contingency table."""
+
+    def kernel(table, params, out):
+        a, b = table.shape
+        rows = np.zeros(a)
+        cols = np.zeros(b)
+        for i in range(a):
+            for j in range(b):
+                v = float64(table[i, j])
+                rows[i] += v
+                cols[j] += v
+        r = final(table, rows, cols, params)
+        out[0] = r[0]
+
+    return cpu_jit(kernel)
+
+
+def run_table_final(final, table, params, dtype):
+    out = np.empty(1)
+    table_final(final)(table, params, out)
+    return dtype.type(out[0])
+
+
+@functools.cache
+def value_range():
+    """(min, max) of an integer array in one pass (per chunk, then in order)."""
+
+    def kernel(x, out):
+        n = x.size
+        chunks = sum_chunks(n)
+        size = (n + chunks - 1) // chunks
+        lo = np.empty(chunks, np.int64)
+        hi = np.empty(chunks, np.int64)
+        for p in prange(chunks):
+            a, b = p * size, min(n, (p + 1) * size)
+            c = x[a:b]
+            small, big = int64(c[0]), int64(c[0])
+            for i in range(b - a):
+                v = int64(c[i])
+                small = min(small, v)
+                big = max(big, v)
+            lo[p], hi[p] = small, big
+        out[0], out[1] = lo.min(), hi.max()
+
+    return cpu_kernel(kernel)
+
+
+def label_range(x):
+    """(min, max) of an integer label array, as Python ints (0, -1 when empty)."""
+    if not x.size:
+        return 0, -1
+    out = np.empty(2, np.int64)
+    value_range()(x.size, x, out)
+    return int(out[0]), int(out[1])
+
+
+def _sorted_pair(ps, ns, weighted):
+    """Sort the two classes' scores at once, on two threads (NumPy's sorts release the
+    GIL): ``np.sort``, or ``np.argsort`` when weights travel with the scores."""
+    import threading
+
+    done = [None]
+    how = np.argsort if weighted else np.sort
+
+    def other():
+        done[0] = how(ns)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    first = how(ps)
+    thread.join()
+    return first, done[0]
+
+
+def run_roc_auc(y, s, w):
+    """The exact ROC-AUC of flat labels y (positive: == 1), scores s and weights w (or
+    None): split by class in two parallel passes, the classes sorted on two threads, then
+    a parallel merge walk (:func:`auc_merge`). Raises ``ValueError`` for NaN scores or a
+    single class."""
+    n = y.size
+    chunks = max(1, min(256, n // AUC_CHUNK))
+    counts = np.empty((chunks, 2), np.int64)
+    auc_split()(n, y, s, counts)
+    if counts[:, 1].sum():
+        raise ValueError(
+            "scores contains NaN: the ROC curve is undefined (scikit-learn raises too)"
+        )
+    pos = counts[:, 0]
+    n_pos = int(pos.sum())
+    n_neg = n - n_pos
+    if n_pos == 0 or n_neg == 0:
+        which = "no positive (label 1)" if n_pos == 0 else "no negative"
+        raise ValueError(f"y_true has {which}: ROC AUC is undefined for one class")
+    neg = _chunk_sizes(n, chunks) - pos
+    offsets = np.stack([np.cumsum(pos) - pos, np.cumsum(neg) - neg], axis=1)
+    ps, ns = np.empty(n_pos, s.dtype), np.empty(n_neg, s.dtype)
+    weighted = w is not None
+    pw = np.empty(n_pos, w.dtype) if weighted else None
+    nw = np.empty(n_neg, w.dtype) if weighted else None
+    auc_fill()(n, y, s, w, offsets, ps, ns, pw, nw)
+    a, b = _sorted_pair(ps, ns, weighted)
+    if weighted:
+        ps, ns, pw, nw = ps[a], ns[b], pw[a], nw[b]
+        cum = np.zeros(n_pos + 1)
+        np.cumsum(pw, dtype=np.float64, out=cum[1:])
+    else:
+        ps, ns, cum = a, b, None
+    parts = np.empty(max(1, min(256, n_neg // AUC_CHUNK)))
+    auc_merge()(n, ps, ns, cum, nw, parts)
+    area = 0.0
+    for v in parts.tolist():
+        area += v
+    if weighted:
+        return np.float64(area / (cum[n_pos] * float(np.sum(nw, dtype=np.float64))))
+    return np.float64(area / (2.0 * n_pos * n_neg))
+
+
+def _chunk_sizes(n, chunks):
+    size = (n + chunks - 1) // chunks
+    starts = np.arange(chunks) * size
+    return np.clip(n - starts, 0, size)
+
+
+def run_mvn(x, mu, low, c, density, out):
+    """The Gaussian log-density (``density``: the density) of the rows of x (n, d)."""
+    if x.shape[0]:
+        mvn()(x.size * x.shape[1], x, mu, low, c, density, out)
+
+
+def run_ranked_gains(r, k, ideal, out):
+    if r.shape[0]:
+        ranked_gains()(r.size * (8 if ideal else 1), r, k, ideal, out)
+
+
+def run_tied_ndcg(y, s, k, out):
+    if y.shape[0]:
+        tied_ndcg()(y.size * 8, y, s, k, out)
 
 
 def finish(total, scale, final, dtype):

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 
 import numpy as np
 from numba import float64
+from numba import int64 as numba_int64
 from numba.extending import register_jitable
 
 from mlkernels._core import codegen, pointers
@@ -1192,3 +1193,443 @@ def cholesky(a):
         _chol_diag[1, 1](a, low, j)
         _chol_column[blocks, threads, stream()](a, low, j)
     return low
+
+
+# --------------------------------------------------------------------------------------
+# Metrics: finalisers, moments, pair counts, ranks, triangular solves, ranked gains
+# --------------------------------------------------------------------------------------
+
+
+def _scalars(out, results):
+    """0-d views of a (results,) device array: a metric's value(s)."""
+    if results == 1:
+        return out.reshape(())
+    return tuple(out[q : q + 1].reshape(()) for q in range(results))
+
+
+@functools.cache
+def final_kernel(final, results: int):
+    """One thread: ``out[q] = final(total, n, params)[q]`` (a metric from its sums)."""
+    source = f"""
+def make_final(final):
+    def final_kernel(total, n, params, out):
+        if cuda.grid(1) == 0:
+            r = final(total, n, params)
+{"".join(f"            out[{q}] = r[{q}]" + chr(10) for q in range(results))}\
+    return final_kernel
+"""
+    return gpu_kernel(codegen.build(source, "make_final", _env())(final))
+
+
+def run_final(final, total, n, params, dtype, results):
+    out = device_array((results,), dtype)
+    final_kernel(final, results)[1, 1, stream()](total, float(n), params, out)
+    return _scalars(out, results)
+
+
+@register_jitable
+def _chan(c, mean, m2, c_b, mean_b, m2_b):
+    """Chan's merge of two (count, mean, M2) states."""
+    tot = c + c_b
+    if c_b == 0:
+        return c, mean, m2
+    d = mean_b - mean
+    f = c_b / tot
+    return tot, mean + d * f, m2 + m2_b + d * d * c * f
+
+
+@functools.cache
+def moments(f, n_in: int):
+    """``cpu.moments`` on the GPU: Welford per thread over its grid-stride elements, a
+    fixed shared-memory tree of Chan merges per block into ``partials[block]`` (count,
+    mean, M2, Σ e), and :func:`merge_moments` merges the blocks in order."""
+    xs = names("x", n_in)
+    elements = joined([*(f"float64({x}[i])" for x in xs), "params"])
+    source = f"""
+def make_moments(f):
+    def moments_kernel({joined([*xs, "params", "partials"])}):
+        c = 0.0
+        mean = 0.0
+        m2 = 0.0
+        es = 0.0
+        for i in range(cuda.grid(1), x0.size, cuda.gridsize(1)):
+            r = f({elements})
+            c += 1.0
+            d = r[0] - mean
+            mean += d / c
+            m2 += d * (r[0] - mean)
+            es += r[1]
+        sm = cuda.shared.array(0, float64)
+        tid = cuda.threadIdx.x
+        bd = cuda.blockDim.x
+        sm[tid] = c
+        sm[bd + tid] = mean
+        sm[2 * bd + tid] = m2
+        sm[3 * bd + tid] = es
+        cuda.syncthreads()
+        step = bd // 2
+        while step > 0:
+            if tid < step:
+                o = tid + step
+                c, mean, m2 = chan(sm[tid], sm[bd + tid], sm[2 * bd + tid],
+                                   sm[o], sm[bd + o], sm[2 * bd + o])
+                sm[tid] = c
+                sm[bd + tid] = mean
+                sm[2 * bd + tid] = m2
+                sm[3 * bd + tid] += sm[3 * bd + o]
+            cuda.syncthreads()
+            step //= 2
+        if tid == 0:
+            b = cuda.blockIdx.x
+            partials[b, 0] = sm[0]
+            partials[b, 1] = sm[bd]
+            partials[b, 2] = sm[2 * bd]
+            partials[b, 3] = sm[3 * bd]
+    return moments_kernel
+"""
+    env = {**_env(), "chan": _chan}
+    return gpu_kernel(codegen.build(source, "make_moments", env)(f))
+
+
+@gpu_kernel
+def merge_moments(partials, total):
+    """One thread: the blocks' states merged in order (Chan) into total (4,)."""
+    if cuda.grid(1) == 0:
+        c = 0.0
+        mean = 0.0
+        m2 = 0.0
+        es = 0.0
+        for b in range(partials.shape[0]):
+            c, mean, m2 = _chan(c, mean, m2, partials[b, 0], partials[b, 1], partials[b, 2])
+            es += partials[b, 3]
+        total[0] = c
+        total[1] = mean
+        total[2] = m2
+        total[3] = es
+
+
+def run_moments(f, ins, params):
+    threads, blocks = _shape(ins[0].size)
+    partials = device_array((blocks, 4), np.float64)
+    moments(f, len(ins))[blocks, threads, stream(), 4 * threads * 8](*ins, params, partials)
+    total = device_array(4, np.float64)
+    merge_moments[1, 1, stream()](partials, total)
+    return total
+
+
+#: Cells of a pair-count table counted in shared memory (per block, then added to the
+#: table): 8 KB of int64; larger tables count with global atomics.
+SHARED_CELLS = 1024
+
+
+@gpu_kernel
+def _zero_counts(cells, bad):
+    for i in range(cuda.grid(1), cells.size, cuda.gridsize(1)):
+        cells[i] = 0
+    if cuda.grid(1) < 2:
+        bad[cuda.grid(1)] = 0
+
+
+@gpu_kernel
+def _pair_counts(a, b, table, bad, shared):
+    """Integer atomics (exact, in any order: deterministic): into a per-block table in
+    shared memory when ``shared``, else into the table itself."""
+    ca, cb = table.shape
+    sm = cuda.shared.array(0, numba_int64)
+    tid = cuda.threadIdx.x
+    if shared:
+        for c in range(tid, ca * cb, cuda.blockDim.x):
+            sm[c] = 0
+        cuda.syncthreads()
+    wrong_a = 0
+    wrong_b = 0
+    for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
+        u = numba_int64(a[i])
+        v = numba_int64(b[i])
+        ok_u = u >= 0 and u < ca
+        ok_v = v >= 0 and v < cb
+        if ok_u and ok_v:
+            if shared:
+                cuda.atomic.add(sm, u * cb + v, 1)
+            else:
+                cuda.atomic.add(table, (u, v), 1)
+        else:
+            wrong_a += 0 if ok_u else 1
+            wrong_b += 0 if ok_v else 1
+    if wrong_a:
+        cuda.atomic.add(bad, 0, wrong_a)
+    if wrong_b:
+        cuda.atomic.add(bad, 1, wrong_b)
+    if shared:
+        cuda.syncthreads()
+        for c in range(tid, ca * cb, cuda.blockDim.x):
+            if sm[c]:
+                cuda.atomic.add(table, (c // cb, c % cb), sm[c])
+
+
+def run_pair_counts(a, b, ca, cb):
+    table = device_array((ca, cb), np.int64)
+    bad = device_array(2, np.int64)
+    threads, blocks = _shape(max(ca * cb, 2))
+    _zero_counts[blocks, threads, stream()](table.reshape(ca * cb), bad)
+    if a.size:
+        shared = ca * cb <= SHARED_CELLS
+        threads, blocks = _shape(a.size)
+        mem = ca * cb * 8 if shared else 0
+        _pair_counts[blocks, threads, stream(), mem](a, b, table, bad, shared)
+    return table, bad
+
+
+@gpu_kernel
+def _label_range(x, out):
+    lo = numba_int64(0x7FFFFFFFFFFFFFFF)
+    hi = -lo - 1
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        v = numba_int64(x[i])
+        lo = min(lo, v)
+        hi = max(hi, v)
+    cuda.atomic.min(out, 0, lo)
+    cuda.atomic.max(out, 1, hi)
+
+
+def label_range(x):
+    """(min, max) of a device label array as Python ints: integer atomics, then a 16-byte
+    copy to the host (a synchronisation). (0, -1) when empty."""
+    if not x.size:
+        return 0, -1
+    out = to_device(np.array([np.iinfo(np.int64).max, np.iinfo(np.int64).min], np.int64))
+    threads, blocks = _shape(x.size)
+    _label_range[blocks, threads, stream()](x, out)
+    lo, hi = out.copy_to_host(stream=stream())
+    return int(lo), int(hi)
+
+
+@gpu_kernel
+def _margins(table, rows, cols):
+    """Row and column sums of a table (float64): a thread per row, then per column."""
+    a, b = table.shape
+    for t in range(cuda.grid(1), a + b, cuda.gridsize(1)):
+        s = 0.0
+        if t < a:
+            for j in range(b):
+                s += float64(table[t, j])
+            rows[t] = s
+        else:
+            for i in range(a):
+                s += float64(table[i, t - a])
+            cols[t - a] = s
+
+
+@functools.cache
+def table_final(final):
+    """One thread: ``out[0] = final(table, rows, cols, params)[0]``."""
+
+    def kernel(table, rows, cols, params, out):
+        if cuda.grid(1) == 0:
+            out[0] = final(table, rows, cols, params)[0]
+
+    return gpu_kernel(kernel)
+
+
+def run_table_final(final, table, params, dtype):
+    a, b = table.shape
+    rows = device_array(a, np.float64)
+    cols = device_array(b, np.float64)
+    threads, blocks = _shape(a + b)
+    _margins[blocks, threads, stream()](table, rows, cols)
+    out = device_array((1,), dtype)
+    table_final(final)[1, 1, stream()](table, rows, cols, params, out)
+    return out.reshape(())
+
+
+@gpu_kernel
+def _auc_gather(y, s, w, order, keys, pos_w, neg_w):
+    """Sorted position i: its score, and its weight as a positive (label 1) or a negative."""
+    for i in range(cuda.grid(1), order.size, cuda.gridsize(1)):
+        j = order[i]
+        wt = 1.0 if w is None else float64(w[j])
+        positive = float64(y[j]) == 1.0
+        keys[i] = float64(s[j])
+        pos_w[i] = wt if positive else 0.0
+        neg_w[i] = 0.0 if positive else wt
+
+
+@cuda.jit(device=True)
+def _bound(keys, v, upper):
+    """The first index whose key is > v (``upper``) or >= v, in ascending keys."""
+    lo = 0
+    hi = keys.size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if keys[mid] < v or (upper and keys[mid] == v):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@functools.cache
+def _auc_terms():
+    block = block_total()
+
+    def kernel(keys, cum, neg_w, partials):
+        """Each negative's weight times (the positives' weight above it + half of that
+        level with it), and the negatives' weight: partials (blocks, 2)."""
+        n = keys.size
+        total_pos = cum[n - 1]
+        area = 0.0
+        negs = 0.0
+        for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+            wn = neg_w[i]
+            if wn > 0:
+                v = keys[i]
+                lo = _bound(keys, v, False)
+                hi = _bound(keys, v, True)
+                below = cum[lo - 1] if lo > 0 else 0.0
+                upto = cum[hi - 1]
+                area += wn * ((total_pos - upto) + 0.5 * (upto - below))
+                negs += wn
+        t = block(area)
+        if cuda.threadIdx.x == 0:
+            partials[cuda.blockIdx.x, 0] = t
+        t = block(negs)
+        if cuda.threadIdx.x == 0:
+            partials[cuda.blockIdx.x, 1] = t
+
+    return gpu_kernel(kernel)
+
+
+@gpu_kernel
+def _auc_final(total, keys, cum, out):
+    """AUC = area / (P N); NaN for one class or NaN scores (sorted last)."""
+    if cuda.grid(1) == 0:
+        n = keys.size
+        p, q = cum[n - 1], total[1]
+        bad = p <= 0 or q <= 0 or keys[n - 1] != keys[n - 1]
+        out[0] = math.nan if bad else total[0] / (p * q)
+
+
+def run_roc_auc(y, s, w, like=None):
+    """The exact ROC-AUC on the device: sort the scores (``primitives.argsort``), gather
+    their labels' weights, scan the positives' (``primitives.cumsum``), then per negative
+    a binary search for its tie range (:func:`_auc_terms`); blocks summed in order."""
+    from mlkernels._core import primitives
+
+    n = s.size
+    order = primitives.argsort(s, like)
+    keys = device_array(n, np.float64)
+    pos_w = device_array(n, np.float64)
+    neg_w = device_array(n, np.float64)
+    threads, blocks = _shape(n)
+    _auc_gather[blocks, threads, stream()](y, s, w, order, keys, pos_w, neg_w)
+    cum = primitives.cumsum(pos_w, like)
+    partials = device_array((blocks, 2), np.float64)
+    _auc_terms()[blocks, threads, stream(), threads * 8](keys, cum, neg_w, partials)
+    total = device_array(2, np.float64)
+    combine(None)[1, threads, stream(), threads * 8](partials, 1.0, total, None, None)
+    out = device_array((1,), np.float64)
+    _auc_final[1, 1, stream()](total, keys, cum, out)
+    return out.reshape(())
+
+
+#: Rows of the per-thread solution scratch of mvn (at most this many threads run).
+MVN_SCRATCH = 1 << 16
+
+
+@gpu_kernel
+def _mvn(x, mu, low, c, density, z, out):
+    """A thread per point: z = L⁻¹(x - mu) by forward substitution (its row of scratch z),
+    then the (log-)density."""
+    n, d = x.shape
+    zr = z[cuda.grid(1)]
+    for p in range(cuda.grid(1), n, cuda.gridsize(1)):
+        xp = x[p]
+        q = 0.0
+        for i in range(d):
+            s = float64(xp[i]) - float64(mu[i])
+            for j in range(i):
+                s -= low[i, j] * zr[j]
+            v = s / low[i, i]
+            zr[i] = v
+            q += v * v
+        r = c - 0.5 * q
+        out[p] = math.exp(r) if density else r
+
+
+def run_mvn(x, mu, low, c, density, out):
+    n, d = x.shape
+    if not n:
+        return
+    threads, blocks = _shape(n)
+    blocks = max(1, min(blocks, MVN_SCRATCH // threads))
+    z = device_array((threads * blocks, max(d, 1)), np.float64)
+    _mvn[blocks, threads, stream()](x, mu, low, c, density, z, out)
+
+
+@cuda.jit(device=True)
+def _discount(i):
+    return 1.0 / math.log2(i + 2.0)
+
+
+@gpu_kernel
+def _ranked_gains(r, k, ideal, out):
+    """A thread per row: its DCG; with ``ideal`` over the ideal DCG + 1e-9, the ideal
+    rank of each entry found by counting (O(m²): no sort in a thread)."""
+    n, m = r.shape
+    top = min(k, m)
+    for row in range(cuda.grid(1), n, cuda.gridsize(1)):
+        x = r[row]
+        g = 0.0
+        for i in range(top):
+            g += float64(x[i]) * _discount(i)
+        if ideal:
+            best = 0.0
+            for i in range(m):
+                v = x[i]
+                rank = 0
+                for j in range(m):
+                    if x[j] > v or (x[j] == v and j < i):
+                        rank += 1
+                if rank < top:
+                    best += float64(v) * _discount(rank)
+            g = g / (best + 1e-9)
+        out[row] = g
+
+
+def run_ranked_gains(r, k, ideal, out):
+    if r.shape[0]:
+        threads, blocks = _shape(r.shape[0])
+        _ranked_gains[blocks, threads, stream()](r, k, ideal, out)
+
+
+@gpu_kernel
+def _tied_ndcg(y, s, k, out):
+    """A thread per row: scikit-learn's tie-averaged DCG of y by s, over the ideal DCG,
+    each entry's position found by counting (its tie group: the entries of equal score,
+    after those of higher score)."""
+    n, m = y.shape
+    top = min(k, m)
+    for row in range(cuda.grid(1), n, cuda.gridsize(1)):
+        yr, sr = y[row], s[row]
+        g = 0.0
+        best = 0.0
+        for i in range(m):
+            above = 0
+            level = 0
+            rank = 0
+            for j in range(m):
+                above += 1 if sr[j] > sr[i] else 0
+                level += 1 if sr[j] == sr[i] else 0
+                rank += 1 if yr[j] > yr[i] or (yr[j] == yr[i] and j < i) else 0
+            disc = 0.0
+            for t in range(above, min(above + level, top)):
+                disc += _discount(t)
+            g += yr[i] * disc / level
+            if rank < top:
+                best += yr[i] * _discount(rank)
+        out[row] = g / best if best != 0 else 0.0
+
+
+def run_tied_ndcg(y, s, k, out):
+    threads, blocks = _shape(y.shape[0])
+    _tied_ndcg[blocks, threads, stream()](y, s, k, out)

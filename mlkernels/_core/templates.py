@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
+from numba.extending import register_jitable
 
 from mlkernels._core import cpu
 from mlkernels._core import threads as _threads
@@ -893,3 +894,433 @@ class ByLabel:
             raise ValueError(f"labels must lie in [0, {n_labels}); got [{lab.min()}, {lab.max()}]")
         x2 = backend.flat(x2, dtype).reshape(x2.shape)
         return backend.run_by_label(x2, lab, n_labels)
+
+
+# --------------------------------------------------------------------------------------
+# Metrics: one pass of sums (exact int64 counts, float64 sums or moments), then a
+# finaliser written once for both devices and run on the arrays' device
+# --------------------------------------------------------------------------------------
+
+
+def _metric_arrays(job: Job, empty_ok: bool = False) -> tuple[list, int]:
+    """The arrays of a metric, flat (labels in their own dtype, data in the computed
+    one), checked to have one shape; and their size (an empty input refused unless
+    ``empty_ok``)."""
+    backend, roles = job.backend, job.spec.arrays
+    names = list(job.arrays)
+    first = job.arrays[names[0]]
+    for name in names[1:]:
+        same_shape(names[0], first, name, job.arrays[name])
+    if first.size == 0 and not empty_ok:
+        raise ValueError(f"{names[0]} is empty: the {job.spec.name} of no samples is undefined")
+    ins = []
+    for name in names:
+        a = job.arrays[name]
+        own = roles[name] in ("label", "index")
+        ins.append(backend.flat(a, np.dtype(a.dtype) if own else job.dtype))
+    return ins, first.size
+
+
+class Metric:
+    """``final(totals, n, params)`` of ``totals = Σ f(x0[i], ..., params)[0:k]`` over n
+    elements of arrays of one shape (any shape): accuracy, the confusion counts, the
+    binary precision/recall/f-scores/mcc, mape, perplexity (``cpu.reduce`` and
+    ``gpu.reduce``). ``acc="int64"`` counts exactly; ``moments``: ``f`` returns ``(v, e)``
+    and ``totals`` is (count, mean, M2 of v, Σ e), Welford/Chan in float64 (r2,
+    gaussian_mle). ``final`` returns ``results`` values, given in ``dtype`` (default: the
+    data's): NumPy scalars, or 0-d device arrays that the GPU's one-thread finaliser
+    writes (no synchronisation). Elements reach ``f`` as float64."""
+
+    returns = "scalar"
+    alias_safe = True
+
+    def __init__(
+        self,
+        f: Callable,
+        final: Callable,
+        *,
+        k: int = 1,
+        inputs: int = 2,
+        acc: str = "float64",
+        moments: bool = False,
+        results: int = 1,
+        dtype: str | None = None,
+        empty_ok: bool = False,
+    ) -> None:
+        self.f, self.final, self.k, self.inputs, self.acc = f, final, k, inputs, acc
+        self.moments, self.results, self.empty_ok = moments, results, empty_ok
+        self.dtype = None if dtype is None else np.dtype(dtype)
+        if results > 1:
+            self.returns = "tuple"
+
+    #: Whether the last kernel parameter may ask for a class average (:class:`ClassMetric`:
+    #: the quick call takes the binary metric only).
+    averages = False
+
+    def quick(self, spec: Any, parse: Callable) -> Callable:
+        """The host call in few steps: the sums' kernel (one dispatch), the finaliser."""
+        n_in, k, final, results, threads = self.inputs, self.k, self.final, self.results, _threads
+        if self.moments:
+            kernel = cpu.moments(self.f, n_in)
+        elif self.acc == "int64":
+            kernel = cpu.count(self.f, n_in, k)
+        else:
+            kernel = cpu.reduce(self.f, n_in, k, 0, self.acc, True)
+        labels = [r in ("label", "index") for r in spec.arrays.values()]
+        fixed, empty_ok, averages, moments = self.dtype, self.empty_ok, self.averages, self.moments
+        counting = self.acc == "int64"
+
+        def quick(args: tuple, kwargs: dict) -> Any:
+            parsed = parse(args, kwargs)
+            if parsed is None:
+                return None
+            params = parsed[0]
+            if averages and params[-1] != 0:
+                return None
+            ins = args[:n_in]
+            shape = ins[0].shape
+            for a in ins[1:]:
+                if a.shape != shape:
+                    return None
+            size = ins[0].size
+            if not size and not empty_ok:
+                return None
+            if fixed is not None:
+                dt = fixed
+            else:
+                dt = next(a.dtype for a, lab in zip(ins, labels, strict=True) if not lab)
+            if ins[0].ndim != 1:
+                ins = tuple(a.reshape(-1) for a in ins)
+            run = kernel.serial if size < threads.PARALLEL_MIN else kernel.parallel
+            if moments:
+                total = np.empty(4)
+                run(*ins, params, total)
+            elif counting:
+                total = np.empty(k, np.int64)
+                run(*ins, params, total)
+            else:
+                total = np.zeros(k)
+                run(*ins, params, 1.0, total)
+            values = final(total, float(size), params)
+            if results == 1:
+                return dt.type(values[0])
+            return tuple(dt.type(v) for v in values)
+
+        return quick
+
+    def totals(self, job: Job, ins: list) -> Any:
+        backend = job.backend
+        if self.moments:
+            return backend.run_moments(self.f, ins, job.params)
+        return backend.run_reduce(self.f, ins, job.params, 1.0, [], self.k, True, self.acc, True)
+
+    def run(self, job: Job) -> Any:
+        ins, n = _metric_arrays(job, self.empty_ok)
+        dtype = self.dtype or job.dtype
+        total = self.totals(job, ins)
+        return job.give(
+            job.backend.run_final(self.final, total, n, job.params, dtype, self.results)
+        )
+
+
+class ClassMetric(Metric):
+    """A :class:`Metric` of the confusion counts (binary: the formula) that also averages
+    over classes: with ``average`` (the last kernel parameter: 1 micro, 2 macro, 3
+    weighted) the labels (non-negative integers) are counted into a confusion matrix in
+    one pass (:class:`PairCounts`), and ``average_final(table, params)`` averages the
+    per-class values on the device (scikit-learn's ``average=``; the classes are those
+    present in either array)."""
+
+    averages = True
+
+    def __init__(self, f: Callable, final: Callable, average_final: Callable, **kw: Any) -> None:
+        super().__init__(f, final, **kw)
+        self.average_final = average_final
+
+    def run(self, job: Job) -> Any:
+        if job.params[-1] == 0:
+            return super().run(job)
+        backend = job.backend
+        ins, _ = _metric_arrays(job)
+        classes = _classes(backend, list(job.arrays), ins)
+        table, _ = backend.run_pair_counts(*ins, classes, classes)
+        value = backend.run_table_final(self.average_final, table, job.params, np.dtype("float64"))
+        return job.give(value)
+
+
+def _classes(backend: Any, names: list, ins: list) -> int:
+    """1 + the largest label of several label arrays (the classes of a confusion matrix)."""
+    return 1 + max(_label_max(backend, n, a) for n, a in zip(names, ins, strict=True))
+
+
+def _label_max(backend: Any, name: str, a: Any) -> int:
+    """The largest label of an integer (or bool) label array, checked to be >= 0 (on the
+    GPU: one 16-byte copy to the host, a synchronisation)."""
+    if np.dtype(a.dtype).kind not in "iub":
+        raise TypeError(f"{name} has dtype {a.dtype}: class labels must be integers or bool")
+    lo, hi = backend.label_range(a)
+    if lo < 0:
+        raise ValueError(f"{name} has a negative label ({lo}): classes are 0, 1, 2, ...")
+    return hi
+
+
+class PairCounts:
+    """The table of pair counts ``T[a[i], b[i]]`` of two integer label arrays of one shape
+    (exact int64; per-chunk tables added in order on the CPU, integer atomics on the
+    GPU): confusion_matrix (classes from ``params[0]``, 0: from the labels) and, through
+    ``final``, a metric
+    of the table (mutual_information_labels: classes from the labels). A label outside
+    its range is a ``ValueError`` naming the array (on the GPU after a 16-byte copy)."""
+
+    alias_safe = False
+    inputs = 2
+
+    def __init__(self, final: Callable | None = None) -> None:
+        self.final = final
+        self.returns = "array" if final is None else "scalar"
+
+    def run(self, job: Job) -> Any:
+        backend = job.backend
+        names = list(job.arrays)
+        ins, _ = _metric_arrays(job, empty_ok=self.final is None)
+        if self.final is None:  # a confusion matrix: C x C, C given or from the labels
+            c = int(job.params[0]) or _classes(backend, names, ins)
+            sizes = (c, c)
+        else:
+            sizes = tuple(1 + _label_max(backend, n, a) for n, a in zip(names, ins, strict=True))
+        table, bad = backend.run_pair_counts(*ins, *sizes)
+        bad = bad if backend.is_host else bad.copy_to_host()
+        for name, count, size in zip(names, bad.tolist(), sizes, strict=True):
+            if count:
+                raise ValueError(f"{name} has {count} labels outside [0, {size})")
+        if self.final is None:
+            return job.give(table)
+        return job.give(backend.run_table_final(self.final, table, job.params, job.dtype))
+
+
+class Table:
+    """``final(table, params)`` of a 2-D table (mutual_information of a joint table)."""
+
+    returns = "scalar"
+    alias_safe = False
+    inputs = 1
+
+    def __init__(self, final: Callable) -> None:
+        self.final = final
+
+    def run(self, job: Job) -> Any:
+        (name,) = job.arrays
+        t = job.arrays[name]
+        if t.ndim != 2 or t.size == 0:
+            raise ValueError(f"{name} must be a non-empty 2-D table, got shape {tuple(t.shape)}")
+        table = job.backend.flat(t, job.dtype).reshape(t.shape)
+        return job.give(job.backend.run_table_final(self.final, table, job.params, job.dtype))
+
+
+class RowSums:
+    """``Σ term(a, b, params)[0]`` along the last axis (float64 sums): a scalar for 1-D
+    input (the formulas' sums), one value per row for a batch (shape ``a.shape[:-1]``):
+    entropy and cross_entropy. An array given once is both ``a`` and ``b``."""
+
+    returns = "scalar"
+    alias_safe = False
+
+    def __init__(self, term: Callable, *, inputs: int = 2) -> None:
+        self.term, self.inputs = term, inputs
+
+    def run(self, job: Job) -> Any:
+        backend, dtype, params = job.backend, job.dtype, job.params
+        names = list(job.arrays)
+        a, b = job.arrays[names[0]], job.arrays[names[-1]]
+        same_shape(names[0], a, names[-1], b)
+        if a.ndim == 0:
+            raise ValueError(f"{names[0]} must have at least one dimension (the one summed)")
+        fa, fb = backend.flat(a, dtype), backend.flat(b, dtype)
+        one = dtype.type(1)
+        if a.ndim == 1:
+            total = backend.run_reduce(self.term, [fa, fb], params, one, [None, None], 1, True)
+            if backend.is_host:
+                return dtype.type(total[0])
+            return job.give(backend.finish(total, 1.0, identity, dtype)[0])
+        *shape, c = tuple(a.shape)
+        shape = tuple(shape)
+        rows = math.prod(shape)
+        out = backend.zeros(shape, dtype) if c == 0 else backend.empty(shape, dtype)
+        if rows and c:
+            a3, b3 = fa.reshape(rows, c, 1), fb.reshape(rows, c, 1)
+            backend.run_classes(
+                "classes_dense", self.term, a3, b3, params, one, out.reshape(rows, 1), None, False
+            )
+        return job.give(out)
+
+
+# --------------------------------------------------------------------------------------
+# Ranks, ranked gains and Gaussian densities: the sort- and factor-based metrics
+# --------------------------------------------------------------------------------------
+
+
+class Ranks:
+    """The exact ROC-AUC of labels and scores (and optional weights), 1-D of one length:
+    ``cpu.run_roc_auc`` (a split by class, two sorts at once, a parallel merge walk) or
+    ``gpu.run_roc_auc`` (a device sort, a scan and a binary search per negative)."""
+
+    returns = "scalar"
+    alias_safe = False
+    inputs = 2
+
+    def run(self, job: Job) -> Any:
+        backend = job.backend
+        names = list(job.arrays)
+        y, s = job.arrays[names[0]], job.arrays[names[1]]
+        w = job.arguments.get("sample_weight")
+        for name, a in ((names[0], y), (names[1], s)):
+            if a.ndim != 1:
+                raise ValueError(f"{name} must be 1-D, got shape {tuple(a.shape)}")
+        same_shape(names[0], y, names[1], s)
+        if y.size == 0:
+            raise ValueError(f"{names[0]} is empty: ROC AUC is undefined")
+        if w is not None:
+            from mlkernels._core.pipeline import DeviceMismatchError, on_gpu, real_dtype
+
+            if on_gpu(w) == backend.is_host:
+                raise DeviceMismatchError("sample_weight must live on the device of y_true")
+            w = backend.as_device_array(w if not backend.is_host else np.asarray(w))
+            real_dtype({"sample_weight": w})
+            if tuple(w.shape) != tuple(y.shape):
+                raise ValueError(
+                    f"sample_weight has shape {tuple(w.shape)} but y_true has {tuple(y.shape)}"
+                )
+            w = backend.flat(w, np.dtype(np.float64))
+            if backend.is_host and w.size and not (w.min() >= 0):
+                raise ValueError("sample_weight must be >= 0 (and not NaN)")
+        yf = backend.flat(y, np.dtype(y.dtype))
+        sf = backend.flat(s, job.dtype)
+        if backend.is_host:
+            return backend.run_roc_auc(yf, sf, w)
+        return job.give(backend.run_roc_auc(yf, sf, w, job.like))
+
+
+def top_k(name: str, k: Any) -> float:
+    """The validator of a rank cut-off ``k``: None (every rank) or an int >= 1."""
+    if k is None:
+        return float(1 << 62)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"{name} must be None or an int >= 1, not {k!r}")
+    if k < 1:
+        raise ValueError(f"{name} must be >= 1, got {k}")
+    return float(k)
+
+
+class Gains:
+    """DCG (``ideal``: NDCG) of the first k entries of a relevance list, or of each row of
+    a 2-D batch (one value per row). ``params``: (k,)."""
+
+    returns = "scalar"
+    alias_safe = False
+    inputs = 1
+
+    def __init__(self, ideal: bool) -> None:
+        self.ideal = ideal
+
+    def run(self, job: Job) -> Any:
+        backend, dtype = job.backend, job.dtype
+        (name,) = job.arrays
+        r = job.arrays[name]
+        if r.ndim not in (1, 2):
+            raise ValueError(f"{name} must be 1-D (a ranked list) or 2-D (one per row)")
+        rows = r.reshape(1, r.size) if r.ndim == 1 else r
+        r2 = backend.flat(rows, dtype).reshape(rows.shape)
+        out = backend.empty((r2.shape[0],), dtype)
+        backend.run_ranked_gains(r2, int(job.params[0]), self.ideal, out)
+        if r.ndim == 2:
+            return job.give(out)
+        if backend.is_host:
+            return out[0]
+        return job.give(out.reshape(()))
+
+
+class TiedGains:
+    """scikit-learn's ``ndcg_score``: the mean over rows of the tie-averaged NDCG of
+    y_true ranked by y_score (both (n, m)). ``params``: (k,)."""
+
+    returns = "scalar"
+    alias_safe = False
+    inputs = 2
+
+    def run(self, job: Job) -> Any:
+        backend, dtype = job.backend, np.dtype(np.float64)
+        names = list(job.arrays)
+        y, s = job.arrays[names[0]], job.arrays[names[1]]
+        same_shape(names[0], y, names[1], s)
+        if y.ndim != 2 or y.shape[0] == 0 or y.shape[1] < 2:
+            raise ValueError(
+                f"{names[0]} and {names[1]} must be (n, m) with n >= 1 and m >= 2 (one "
+                f"ranking per row), got shape {tuple(y.shape)}"
+            )
+        yf = backend.flat(y, dtype).reshape(y.shape)
+        sf = backend.flat(s, dtype).reshape(s.shape)
+        per_row = backend.empty((y.shape[0],), dtype)
+        backend.run_tied_ndcg(yf, sf, int(job.params[0]), per_row)
+        total = backend.run_reduce(_value, [per_row], (0.0,), 1.0, [], 1, True, "float64", True)
+        return job.give(backend.run_final(_mean, total, y.shape[0], (0.0,), dtype, 1))
+
+
+@register_jitable
+def _value(v, params):
+    return (v,)
+
+
+@register_jitable
+def _mean(t, n, params):
+    return (t[0] / n,)
+
+
+class Gaussian:
+    """The multivariate normal (log-)density of one point x (d,) (a scalar) or of each row
+    of x (n, d), from the Cholesky factor of Sigma (``primitives.cholesky``, float64, on
+    the host: Sigma is d x d, and for device input one copy of it is a synchronisation):
+    ``log p = -d/2 log 2π - Σ log L_ii - ||L^{-1}(x - mu)||² / 2``, a forward substitution
+    per point in the kernel; never an inverse or a determinant. Not symmetric or not
+    positive definite (singular): ``ValueError``."""
+
+    alias_safe = False
+    inputs = 3
+    returns = "scalar"
+
+    def __init__(self, density: bool) -> None:
+        self.density = density
+
+    def run(self, job: Job) -> Any:
+        from mlkernels._core import primitives
+
+        backend, dtype = job.backend, job.dtype
+        x, mu, sigma = (job.arrays[n] for n in job.arrays)
+        if mu.ndim != 1 or tuple(sigma.shape) != (mu.size, mu.size):
+            raise ValueError(
+                f"mu must be (d,) and Sigma (d, d), got {tuple(mu.shape)} and {tuple(sigma.shape)}"
+            )
+        d = mu.size
+        if x.ndim not in (1, 2) or tuple(x.shape)[-1] != d:
+            raise ValueError(f"x must be (d,) or (n, d) with d = {d}, got {tuple(x.shape)}")
+        host = sigma if backend.is_host else sigma.copy_to_host()
+        s = np.asarray(host, np.float64)
+        scale = float(np.max(np.abs(s))) if s.size else 0.0
+        if not np.all(np.isfinite(s)) or np.max(np.abs(s - s.T), initial=0.0) > 1e-10 * scale:
+            raise ValueError("Sigma must be a finite symmetric matrix")
+        try:
+            low = primitives.cholesky(s)
+        except np.linalg.LinAlgError:
+            raise ValueError("Sigma is not positive definite (singular or indefinite)") from None
+        c = -0.5 * d * math.log(2.0 * math.pi) - float(np.sum(np.log(np.diag(low))))
+        if not backend.is_host:
+            low = backend.to_device(low)
+        points = x.reshape(1, d) if x.ndim == 1 else x
+        x2 = backend.flat(points, dtype).reshape(points.shape)
+        m = backend.flat(mu, dtype)
+        out = backend.empty((x2.shape[0],), dtype)
+        backend.run_mvn(x2, m, low, c, self.density, out)
+        if x.ndim == 2:
+            return job.give(out)
+        if backend.is_host:
+            return out[0]
+        return job.give(out.reshape(()))
