@@ -83,8 +83,36 @@ from mlkernels.losses import (
     squared_hinge_grad,
     squared_hinge_value_and_grad,
 )
+from mlkernels.metrics import (
+    accuracy,
+    confusion,
+    confusion_matrix,
+    dcg,
+    f1,
+    f_beta,
+    mape,
+    mcc,
+    ndcg,
+    ndcg_score,
+    precision,
+    r2,
+    recall,
+    roc_auc,
+)
 from mlkernels.normalisation import batch_norm, batch_norm_grad, layer_norm, layer_norm_grad
 from mlkernels.optimisers import NAG, SGD, Adam, AdamW, SGDMomentum, sgd_update
+from mlkernels.probability import (
+    cross_entropy,
+    entropy,
+    gaussian_logpdf,
+    gaussian_mle,
+    gaussian_pdf,
+    mutual_information,
+    mutual_information_labels,
+    mvn_logpdf,
+    mvn_pdf,
+    perplexity,
+)
 from mlkernels.regularisation import (
     dropout,
     elastic_net,

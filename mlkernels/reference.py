@@ -409,3 +409,195 @@ def gradient_stats(grads):
 
 def layer_grad_norms(grads):
     return {name: np.linalg.norm(g) for name, g in grads.items()}
+
+
+# --------------------------------------------------------------------------------------
+# Evaluation metrics
+# --------------------------------------------------------------------------------------
+
+
+def confusion(y_true, y_pred):
+    TP = np.sum((y_pred == 1) & (y_true == 1))
+    TN = np.sum((y_pred == 0) & (y_true == 0))
+    FP = np.sum((y_pred == 1) & (y_true == 0))
+    FN = np.sum((y_pred == 0) & (y_true == 1))
+    return TP, TN, FP, FN
+
+
+def accuracy(y_true, y_pred):
+    return np.mean(y_true == y_pred)
+
+
+def precision(y_true, y_pred):
+    TP, _, FP, _ = confusion(y_true, y_pred)
+    return TP / (TP + FP + 1e-9)
+
+
+def recall(y_true, y_pred):
+    TP, _, _, FN = confusion(y_true, y_pred)
+    return TP / (TP + FN + 1e-9)
+
+
+def f1(y_true, y_pred):
+    P = precision(y_true, y_pred)
+    R = recall(y_true, y_pred)
+    return 2 * P * R / (P + R + 1e-9)
+
+
+def f_beta(y_true, y_pred, beta=1.0):
+    P = precision(y_true, y_pred)
+    R = recall(y_true, y_pred)
+    b2 = beta**2
+    return (1 + b2) * P * R / (b2 * P + R + 1e-9)
+
+
+def mcc(y_true, y_pred):
+    """The formula, its product in float64 (in int64, as written, it overflows from about
+    10^5 samples per class and gives NaN)."""
+    TP, TN, FP, FN = (float(v) for v in confusion(y_true, y_pred))
+    num = TP * TN - FP * FN
+    den = np.sqrt((TP + FP) * (TP + FN) * (TN + FP) * (TN + FN))
+    return num / (den + 1e-9)
+
+
+def confusion_matrix(y_true, y_pred, num_classes=None):
+    if num_classes is None:
+        num_classes = int(max(y_true.max(), y_pred.max())) + 1
+    cells = np.bincount(y_true.ravel() * num_classes + y_pred.ravel(), minlength=num_classes**2)
+    return cells.reshape(num_classes, num_classes)
+
+
+def r2(y, y_hat):
+    ss_res = np.sum((y - y_hat) ** 2)
+    ss_tot = np.sum((y - y.mean()) ** 2)
+    return 1 - ss_res / (ss_tot + 1e-9)
+
+
+def mape(y, y_hat):
+    return np.mean(np.abs((y - y_hat) / (y + 1e-9))) * 100
+
+
+def roc_auc(y_true, scores):
+    """The formula's trapezoid of (FPR, TPR) over the distinct thresholds, in O(n log n)
+    (the formula as written is O(n²) and calls ``np.trapz``, which NumPy 2.4 removed):
+    one sort, cumulative counts at the last index of each tie group."""
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], (y_true[order] == 1)
+    last = np.r_[np.nonzero(np.diff(s))[0], s.size - 1]
+    tps = np.r_[0, np.cumsum(y)[last]]
+    fps = np.r_[0, np.cumsum(~y)[last]]
+    tpr, fpr = tps / tps[-1], fps / fps[-1]
+    return float(np.sum((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def _rows(f, relevance, k):
+    r = np.asarray(relevance)
+    if r.ndim == 1:
+        return f(r, k)
+    return np.array([f(row, k) for row in r])
+
+
+def _dcg(relevance, k=None):
+    r = np.array(relevance[:k], dtype=float)
+    return np.sum(r / np.log2(np.arange(2, r.size + 2)))
+
+
+def _ndcg(relevance, k=None):
+    ideal = _dcg(sorted(relevance, reverse=True), k)
+    return _dcg(relevance, k) / (ideal + 1e-9)
+
+
+def dcg(relevance, k=None):
+    """The formula; of each row of a 2-D batch."""
+    return _rows(_dcg, relevance, k)
+
+
+def ndcg(relevance, k=None):
+    """The formula; of each row of a 2-D batch."""
+    return _rows(_ndcg, relevance, k)
+
+
+def ndcg_score(y_true, y_score, k=None):
+    """scikit-learn's ``ndcg_score``: per row, the gains of each group of tied scores
+    averaged over the group's positions; rows with ideal DCG 0 count 0; the mean."""
+    n, m = y_true.shape
+    disc = 1 / np.log2(np.arange(m) + 2)
+    if k is not None:
+        disc[k:] = 0
+    scores = []
+    for yt, ys in zip(y_true.astype(float), y_score, strict=True):
+        values, inverse, counts = np.unique(-ys, return_inverse=True, return_counts=True)
+        gains = np.zeros(values.size)
+        np.add.at(gains, inverse, yt)
+        bounds = np.r_[0, np.cumsum(counts)]
+        disc_sums = np.add.reduceat(np.r_[disc, 0], bounds[:-1])[: values.size]
+        got = np.sum(gains / counts * disc_sums)
+        best = np.sum(np.sort(yt)[::-1] * disc)
+        scores.append(got / best if best else 0.0)
+    return float(np.mean(scores))
+
+
+# --------------------------------------------------------------------------------------
+# Probability and information
+# --------------------------------------------------------------------------------------
+
+
+def gaussian_pdf(x, mu=0, sigma=1):
+    return (1 / (sigma * np.sqrt(2 * np.pi))) * np.exp(-0.5 * ((x - mu) / sigma) ** 2)
+
+
+def gaussian_logpdf(x, mu=0, sigma=1):
+    return -0.5 * ((x - mu) / sigma) ** 2 - np.log(sigma * np.sqrt(2 * np.pi))
+
+
+def mvn_pdf(x, mu, Sigma):  # noqa: N803
+    """The formula; of each row of x (n, d) too."""
+    d = len(mu)
+    diff = x - mu
+    maha = np.einsum("...i,ij,...j->...", diff, np.linalg.inv(Sigma), diff)
+    return np.exp(-0.5 * maha) / np.sqrt((2 * np.pi) ** d * np.linalg.det(Sigma))
+
+
+def mvn_logpdf(x, mu, Sigma):  # noqa: N803
+    d = len(mu)
+    diff = x - mu
+    maha = np.einsum("...i,ij,...j->...", diff, np.linalg.inv(Sigma), diff)
+    return -0.5 * maha - 0.5 * (d * np.log(2 * np.pi) + np.log(np.linalg.det(Sigma)))
+
+
+def gaussian_mle(x):
+    return x.mean(), x.var()
+
+
+def entropy(p):
+    """The formula; of each row of a batch (along the last axis)."""
+    p = np.array(p)
+    if p.ndim == 1:
+        p = p[p > 0]  # ignore zero probabilities
+        return -np.sum(p * np.log(p))
+    safe = np.where(p > 0, p, 1)
+    return -np.sum(np.where(p > 0, p * np.log(safe), 0), axis=-1)
+
+
+def cross_entropy(p, q, eps=1e-15):
+    """The formula; of each row of a batch (along the last axis)."""
+    q = np.clip(q, eps, 1)
+    return -np.sum(p * np.log(q), axis=-1)
+
+
+def perplexity(log_probs):
+    return np.exp(-np.mean(log_probs))
+
+
+def mutual_information(joint):
+    """I(X; Y) = KL(P(X, Y) || P(X) P(Y)) of a joint table (normalised by its sum)."""
+    p = joint / joint.sum()
+    outer = p.sum(axis=1, keepdims=True) * p.sum(axis=0, keepdims=True)
+    nz = p > 0
+    return float(np.sum(p[nz] * np.log(p[nz] / outer[nz])))
+
+
+def mutual_information_labels(x, y):
+    a, b = x.max() + 1, y.max() + 1
+    table = np.bincount(x.ravel() * b + y.ravel(), minlength=a * b).reshape(a, b)
+    return mutual_information(table.astype(float))

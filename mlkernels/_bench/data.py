@@ -103,3 +103,80 @@ def _rel_error(got, expected) -> float:
 def steps(n, dtype, rng):
     """Step counts 0..9999 (whole numbers in ``dtype``): the schedules' ``t``."""
     return (rng.integers(0, 10_000, n).astype(dtype),)
+
+
+# --------------------------------------------------------------------------------------
+# Metrics and probability
+# --------------------------------------------------------------------------------------
+
+
+def binary_labels(n, dtype, rng):
+    """True labels (0/1, 30% positive) and predictions that agree 80% of the time, int64
+    whatever ``dtype`` (labels are integers)."""
+    y = (rng.random(n) < 0.3).astype(np.int64)
+    flip = rng.random(n) < 0.2
+    return y, np.where(flip, 1 - y, y)
+
+
+def class_labels(n, dtype, rng):
+    """Labels of 5 classes and predictions that agree 70% of the time (int64)."""
+    y = rng.integers(0, 5, n)
+    return y, np.where(rng.random(n) < 0.3, rng.integers(0, 5, n), y)
+
+
+def labels_scores(n, dtype, rng):
+    """Binary labels and scores that rank positives higher, with ties (3 decimals)."""
+    y = (rng.random(n) < 0.3).astype(np.int64)
+    s = np.round(rng.random(n) * 0.7 + 0.3 * y, 3)
+    return y, s.astype(dtype)
+
+
+def regression(n, dtype, rng):
+    """Targets far from zero (5 + N(0, 1)) and predictions near them."""
+    y = 5 + rng.standard_normal(n)
+    return y.astype(dtype), (y + 0.3 * rng.standard_normal(n)).astype(dtype)
+
+
+def log_probs(n, dtype, rng):
+    return (np.log(rng.uniform(0.01, 1.0, n)).astype(dtype),)
+
+
+def probability_rows(shape, dtype, rng):
+    """Rows that sum to 1 (each a distribution over the last axis)."""
+    p = rng.random(shape) + 0.01
+    return ((p / p.sum(axis=-1, keepdims=True)).astype(dtype),)
+
+
+def probability_pairs(shape, dtype, rng):
+    return probability_rows(shape, dtype, rng)[0], probability_rows(shape, dtype, rng)[0]
+
+
+def relevance_rows(shape, dtype, rng):
+    """Graded relevance 0..4 of ranked lists, one per row."""
+    return (rng.integers(0, 5, shape).astype(dtype),)
+
+
+def relevance_scores(shape, dtype, rng):
+    """Graded relevance and scores (with ties: 2 decimals), one list per row."""
+    rel = rng.integers(0, 5, shape).astype(dtype)
+    return rel, np.round(rel + rng.standard_normal(shape), 1).astype(dtype)
+
+
+MVN_D = 16  # dimensions of the benchmarks' multivariate normal
+
+
+def gaussian_points(shape, dtype, rng):
+    """Points (n / d, d), d = MVN_D, a mean and an SPD covariance (A Aᵀ / d + I)."""
+    d = MVN_D
+    n = max(1, (shape[0] * shape[1]) // d)
+    a = rng.standard_normal((d, d))
+    sigma = a @ a.T / d + np.eye(d)
+    mu = rng.standard_normal(d)
+    x = mu + rng.standard_normal((n, d)) @ np.linalg.cholesky(sigma).T
+    return x.astype(dtype), mu.astype(dtype), sigma.astype(dtype)
+
+
+def joint_table(shape, dtype, rng):
+    """A joint probability table (rows x cols) that sums to 1."""
+    t = rng.random(shape) ** 3
+    return ((t / t.sum()).astype(dtype),)
