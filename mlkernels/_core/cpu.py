@@ -653,7 +653,8 @@ def moments(f, n_in: int):
     chunks (:func:`sum_chunks`) merged in order with Chan's formula: accurate for data far
     from zero, and the same bits whatever the number of threads."""
     xs = names("x", n_in)
-    elements = joined([*(f"float64({x}[s + i])" for x in xs), "params"])
+    elements = joined([*(f"float64(c{q}[i])" for q in range(n_in)), "params"])
+    views = "".join(f"                c{q} = x{q}[s : s + m]\n" for q in range(n_in))
     source = f"""
 def make_moments(f):
     def moments_kernel({joined([*xs, "params", "total"])}):
@@ -671,6 +672,7 @@ def make_moments(f):
             es = 0.0
             for s in range(lo, hi, SUM_BLOCK):
                 m = min(hi, s + SUM_BLOCK) - s
+{views}\
                 for i in range(m):
                     r = f({elements})
                     vb[i] = r[0]
@@ -1161,8 +1163,10 @@ def _sorted_pair(ps, ns, weighted):
     GIL): ``np.sort``, or ``np.argsort`` when weights travel with the scores."""
     import threading
 
-    done = [None]
     how = np.argsort if weighted else np.sort
+    if ps.size + ns.size < AUC_CHUNK:  # a thread costs more than sorting a few thousand
+        return how(ps), how(ns)
+    done = [None]
 
     def other():
         done[0] = how(ns)
@@ -1193,8 +1197,11 @@ def run_roc_auc(y, s, w):
     if n_pos == 0 or n_neg == 0:
         which = "no positive (label 1)" if n_pos == 0 else "no negative"
         raise ValueError(f"y_true has {which}: ROC AUC is undefined for one class")
-    neg = _chunk_sizes(n, chunks) - pos
-    offsets = np.stack([np.cumsum(pos) - pos, np.cumsum(neg) - neg], axis=1)
+    if chunks == 1:
+        offsets = np.zeros((1, 2), np.int64)
+    else:  # each chunk's first place among the positives and among the negatives
+        neg = _chunk_sizes(n, chunks) - pos
+        offsets = np.stack([np.cumsum(pos) - pos, np.cumsum(neg) - neg], axis=1)
     ps, ns = np.empty(n_pos, s.dtype), np.empty(n_neg, s.dtype)
     weighted = w is not None
     pw = np.empty(n_pos, w.dtype) if weighted else None
