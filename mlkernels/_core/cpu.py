@@ -736,30 +736,28 @@ def pair_chunks(n: int, cells: int) -> int:
 @functools.cache
 def pair_counts():
     """``out[a[i], b[i]] += 1`` over label arrays a, b of one size into ``out`` (ca, cb)
-    int64: exact, from per-chunk tables added in order. Labels outside [0, ca) or [0, cb)
-    are not counted; ``bad`` (2,) receives how many of a's and of b's were outside."""
+    int64: exact, from per-chunk tables (``parts`` (chunks, ca * cb)) added in order.
+    Pairs with a label outside [0, ca) or [0, cb) are not counted (the launcher counts
+    them when the table's total falls short: only a failing call pays for it)."""
 
-    def kernel(a, b, parts, out, bad):
+    def kernel(a, b, parts, out):
         n = a.size
-        chunks, ca, cb = parts.shape
+        chunks = parts.shape[0]
+        ca, cb = out.shape
         size = (n + chunks - 1) // chunks
-        wrong = np.zeros((chunks, 2), np.int64)
         for p in prange(chunks):
             table = parts[p]
             table[:] = 0
-            for i in range(p * size, min(n, (p + 1) * size)):
-                u, v = int64(a[i]), int64(b[i])
-                ok_u, ok_v = 0 <= u < ca, 0 <= v < cb
-                if ok_u and ok_v:
-                    table[u, v] += 1
-                else:
-                    wrong[p, 0] += not ok_u
-                    wrong[p, 1] += not ok_v
-        out[:] = 0
-        bad[:] = 0
+            lo, hi = p * size, min(n, (p + 1) * size)
+            ac, bc = a[lo:hi], b[lo:hi]
+            for i in range(hi - lo):
+                u, v = int64(ac[i]), int64(bc[i])
+                if u >= 0 and u < ca and v >= 0 and v < cb:
+                    table[u * cb + v] += 1
+        flat = out.reshape(ca * cb)
+        flat[:] = 0
         for p in range(chunks):
-            out += parts[p]
-            bad += wrong[p]
+            flat += parts[p]
 
     return cpu_kernel(kernel)
 
@@ -1092,10 +1090,13 @@ def run_moments(f, ins, params):
 def run_pair_counts(a, b, ca, cb):
     """``(table (ca, cb) int64, bad (2,) int64)``: the pair counts of two flat label
     arrays and how many of each lay outside its range."""
-    parts = np.empty((pair_chunks(a.size, ca * cb), ca, cb), np.int64)
+    parts = np.empty((pair_chunks(a.size, ca * cb), ca * cb), np.int64)
     out = np.empty((ca, cb), np.int64)
-    bad = np.empty(2, np.int64)
-    pair_counts()(a.size, a, b, parts, out, bad)
+    pair_counts()(a.size, a, b, parts, out)
+    bad = np.zeros(2, np.int64)
+    if int(out.sum()) != a.size:  # some label lies outside: count them (an error follows)
+        bad[0] = np.count_nonzero((a < 0) | (a >= ca))
+        bad[1] = np.count_nonzero((b < 0) | (b >= cb))
     return out, bad
 
 
