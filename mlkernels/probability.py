@@ -208,21 +208,24 @@ def perplexity(log_probs):
 @register_jitable
 def _information(table, rows, cols, params):
     """``Σ p_ij log(p_ij / (p_i p_j))`` over p_ij > 0 of a table normalised by its sum
-    (rows, cols: its row and column sums), times ``params[0]`` (1 / ln base); clipped at
-    0 as scikit-learn's ``mutual_info_score``."""
+    (rows, cols: its row and column sums, scratch: the column sums are replaced by their
+    logs, so that a cell costs one log), times ``params[0]`` (1 / ln base); clipped at 0
+    as scikit-learn's ``mutual_info_score``."""
     total = 0.0
     for i in range(rows.size):
         total += rows[i]
     log_n = math.log(total)
+    for j in range(cols.size):
+        cols[j] = math.log(cols[j]) if cols[j] > 0 else 0.0
     s = 0.0
     for i in range(rows.size):
         if rows[i] <= 0:
             continue
-        log_r = math.log(rows[i])
+        shift = log_n - math.log(rows[i])
         for j in range(cols.size):
             v = table[i, j] * 1.0
             if v > 0:
-                s += v * (math.log(v) - log_r - math.log(cols[j]) + log_n)
+                s += v * (math.log(v) - cols[j] + shift)
     mi = s / total * params[0]
     return (mi if mi > 0 else 0.0,)
 
