@@ -276,7 +276,7 @@ def quick_parser(spec: Any) -> Callable[[tuple, dict], tuple | None] | None:
     if roles[0] in ("label", "index"):
         return _labels_parser(spec, n, roles)
     index = tuple(role == "index" for role in roles)  # class indices: int64 arrays
-    defaults, keywords, validate = spec.defaults, spec.host_keywords, spec.validate_positional
+    defaults = spec.defaults
     pure = all(
         getattr(check, "__module__", "").startswith("mlkernels._core")
         for check in spec.hyper.values()
@@ -284,6 +284,7 @@ def quick_parser(spec: Any) -> Callable[[tuple, dict], tuple | None] | None:
     fixed = spec.validate_positional((), defaults) if pure else None  # (None: one has no
     # default)
     shortcut = spec.shortcut
+    hypers = _hyper_reader(spec, n, fixed)
 
     def parse(args: tuple, kwargs: dict) -> tuple | None:
         if len(args) < n:
@@ -303,6 +304,18 @@ def quick_parser(spec: Any) -> Callable[[tuple, dict], tuple | None] | None:
         if shortcut is not None and (kwargs or len(args) > n):
             if shortcut(spec.bind(args, kwargs)) is not None:
                 return None  # dropout(x, training=False): the general path gives x
+        return hypers(args, kwargs)
+
+    parse.fixed = fixed  # the parameters of a call that passes no hyper-parameter, if fixed
+    return parse
+
+
+def _hyper_reader(spec: Any, n: int, fixed: tuple | None) -> Callable[[tuple, dict], tuple | None]:
+    """The end of a quick parser: ``(params, out, arguments)`` from the hyper-parameters
+    after the ``n`` arrays (by position, or keyword-only), or None for the general path."""
+    defaults, keywords, validate = spec.defaults, spec.host_keywords, spec.validate_positional
+
+    def hypers(args: tuple, kwargs: dict) -> tuple | None:
         if not kwargs:
             if len(args) == n and fixed is not None:
                 return fixed, None, defaults
@@ -314,17 +327,15 @@ def quick_parser(spec: Any) -> Callable[[tuple, dict], tuple | None] | None:
         params = validate(args[n:], arguments)
         return None if params is None else (params, arguments.get("out"), arguments)
 
-    parse.fixed = fixed  # the parameters of a call that passes no hyper-parameter, if fixed
-    return parse
+    return hypers
 
 
 def _labels_parser(spec: Any, n: int, roles: list) -> Callable[[tuple, dict], tuple | None]:
     """The quick parser of a formula whose arrays start with labels (the metrics): label
     arrays of any integer or bool dtype (``label``: float too), real ones float32 or
     float64 of one dtype, all C-contiguous NumPy arrays."""
-    defaults, keywords, validate = spec.defaults, spec.host_keywords, spec.validate_positional
     kinds = ["iub" if r == "index" else "iubfd" if r == "label" else "" for r in roles[:n]]
-    fixed = spec.validate_positional((), defaults)
+    hypers = _hyper_reader(spec, n, spec.validate_positional((), spec.defaults))
 
     def parse(args: tuple, kwargs: dict) -> tuple | None:
         if len(args) < n:
@@ -345,16 +356,7 @@ def _labels_parser(spec: Any, n: int, roles: list) -> Callable[[tuple, dict], tu
                 return None
             else:
                 dt = a.dtype
-        if not kwargs:
-            if len(args) == n and fixed is not None:
-                return fixed, None, defaults
-            params = validate(args[n:], defaults)
-            return None if params is None else (params, None, defaults)
-        if not keywords.issuperset(kwargs):
-            return None
-        arguments = {**defaults, **kwargs}
-        params = validate(args[n:], arguments)
-        return None if params is None else (params, arguments.get("out"), arguments)
+        return hypers(args, kwargs)
 
     parse.fixed = None
     return parse
