@@ -929,7 +929,8 @@ class Metric:
     and ``totals`` is (count, mean, M2 of v, Σ e), Welford/Chan in float64 (r2,
     gaussian_mle). ``final`` returns ``results`` values, given in ``dtype`` (default: the
     data's): NumPy scalars, or 0-d device arrays that the GPU's one-thread finaliser
-    writes (no synchronisation). Elements reach ``f`` as float64."""
+    writes (no synchronisation). Elements reach ``f`` as float64 (the CPU's counts: in
+    their own type, so that integer labels compare as integers)."""
 
     returns = "scalar"
     alias_safe = True
@@ -1068,9 +1069,9 @@ class PairCounts:
     """The table of pair counts ``T[a[i], b[i]]`` of two integer label arrays of one shape
     (exact int64; per-chunk tables added in order on the CPU, integer atomics on the
     GPU): confusion_matrix (classes from ``params[0]``, 0: from the labels) and, through
-    ``final``, a metric
-    of the table (mutual_information_labels: classes from the labels). A label outside
-    its range is a ``ValueError`` naming the array (on the GPU after a 16-byte copy)."""
+    ``final``, a metric of the table (mutual_information_labels: classes from the
+    labels). A label outside its range is a ``ValueError`` naming the array (on the GPU
+    after a 16-byte copy)."""
 
     alias_safe = False
     inputs = 2
