@@ -1106,7 +1106,7 @@ def cumsum(x):
     sums = device_array(chunks, np.float64)
     threads, blocks = _shape(chunks)
     _chunk_sums[blocks, threads, stream()](x, size, sums)
-    _scan_sums[1, 1](sums)
+    _scan_sums[1, 1, stream()](sums)
     _chunk_scan[blocks, threads, stream()](x, size, sums, out)
     return out
 
@@ -1190,7 +1190,7 @@ def cholesky(a):
     low = device_array((n, n), np.dtype(a.dtype))
     threads, blocks = _shape(n)
     for j in range(n):
-        _chol_diag[1, 1](a, low, j)
+        _chol_diag[1, 1, stream()](a, low, j)
         _chol_column[blocks, threads, stream()](a, low, j)
     return low
 
