@@ -347,6 +347,9 @@ class Loss:
             size = b.size
             if not size or (reduction != "mean" and reduction != "sum"):
                 return None
+            dt = b.dtype
+            if pattern != "classes_index" and a.dtype is not dt:
+                return None  # labels of another dtype: the general path converts them
             if pattern == "elementwise":
                 if a.shape != b.shape:
                     return None
@@ -355,7 +358,6 @@ class Loss:
                 return None
             else:
                 n = b.shape[0]  # samples: classes along axis 1 are summed
-            dt = b.dtype
             if want == "value":
                 if out is not None:
                     return None
