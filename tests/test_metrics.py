@@ -248,10 +248,11 @@ def test_r2_far_from_zero_float32(device):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("label_dtype", ["int8", "int64", "bool"])
+@pytest.mark.parametrize("label_dtype", ["int8", "int64", "bool", "float32"])
 def test_roc_auc_with_ties_matches_sklearn(device, dtype, label_dtype):
     """roc_auc equals sklearn's roc_auc_score to 1e-12 with heavy ties (scores rounded to
-    one decimal), with and without sample_weight; the result is float64."""
+    one decimal), with and without sample_weight; the result is float64 (float32 labels
+    beside float64 scores decide nothing)."""
     rng = rng_for("auc", dtype, label_dtype)
     n = size(device, 2000)
     t = rng.random(n) < 0.35

@@ -190,10 +190,10 @@ class Job:
         job.arrays = arrays
         job.like = first = next(iter(arrays.values()))
         job.dtype = first.dtype
-        if first.dtype.kind != "f":  # labels first (the metrics): the first real array's
-            roles = spec.arrays
+        roles = spec.arrays
+        if roles[next(iter(arrays))] != "data":  # labels first (the metrics): the first
             reals = [a.dtype for n, a in arrays.items() if roles[n] in ("data", "feature")]
-            job.dtype = reals[0] if reals else _F64
+            job.dtype = reals[0] if reals else _F64  # real array's (float labels decide none)
         job.arguments = arguments  # the keyword arguments over the defaults
         return job
 
