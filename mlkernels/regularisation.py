@@ -123,6 +123,9 @@ def _seed(name: str, seed: Any) -> int:
     return int(seed) & (2**64 - 1)
 
 
+_seed.draws = True  # seed=None draws at every call: the quick path never keeps its value
+
+
 def _dropout_params(p: float, training: bool, seed: int) -> tuple[float, ...]:
     scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
     return (p, scale, float(seed & MASK32), float(seed >> 32))

@@ -276,13 +276,7 @@ def quick_parser(spec: Any) -> Callable[[tuple, dict], tuple | None] | None:
     if roles[0] in ("label", "index"):
         return _labels_parser(spec, n, roles)
     index = tuple(role == "index" for role in roles)  # class indices: int64 arrays
-    defaults = spec.defaults
-    pure = all(
-        getattr(check, "__module__", "").startswith("mlkernels._core")
-        for check in spec.hyper.values()
-    )  # the framework's validators (Real, reduction) draw nothing
-    fixed = spec.validate_positional((), defaults) if pure else None  # (None: one has no
-    # default)
+    fixed = _fixed(spec)
     shortcut = spec.shortcut
     hypers = _hyper_reader(spec, n, fixed)
 
@@ -310,6 +304,15 @@ def quick_parser(spec: Any) -> Callable[[tuple, dict], tuple | None] | None:
     return parse
 
 
+def _fixed(spec: Any) -> tuple | None:
+    """The parameters of a call that passes no hyper-parameter, kept for every such call;
+    None when a validator draws (marked ``draws = True``: dropout's ``seed=None`` draws
+    from NumPy's generator at each call) or a hyper-parameter has no default."""
+    if any(getattr(check, "draws", False) for check in spec.hyper.values()):
+        return None
+    return spec.validate_positional((), spec.defaults)
+
+
 def _hyper_reader(spec: Any, n: int, fixed: tuple | None) -> Callable[[tuple, dict], tuple | None]:
     """The end of a quick parser: ``(params, out, arguments)`` from the hyper-parameters
     after the ``n`` arrays (by position, or keyword-only), or None for the general path."""
@@ -335,7 +338,7 @@ def _labels_parser(spec: Any, n: int, roles: list) -> Callable[[tuple, dict], tu
     arrays of any integer or bool dtype (``label``: float too), real ones float32 or
     float64 of one dtype, all C-contiguous NumPy arrays."""
     kinds = ["iub" if r == "index" else "iubfd" if r == "label" else "" for r in roles[:n]]
-    hypers = _hyper_reader(spec, n, spec.validate_positional((), spec.defaults))
+    hypers = _hyper_reader(spec, n, _fixed(spec))
 
     def parse(args: tuple, kwargs: dict) -> tuple | None:
         if len(args) < n:
