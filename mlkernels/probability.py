@@ -209,7 +209,7 @@ def perplexity(log_probs):
 def _information(table, rows, cols, params):
     """``Σ p_ij log(p_ij / (p_i p_j))`` over p_ij > 0 of a table normalised by its sum
     (rows, cols: its row and column sums, scratch: the column sums are replaced by their
-    logs, so that a cell costs one log), times ``params[0]`` (1 / ln base); clipped at 0
+    logs, so that a cell costs one vectorised log), times ``params[0]`` (1 / ln base); clipped at 0
     as scikit-learn's ``mutual_info_score``."""
     total = 0.0
     for i in range(rows.size):
@@ -222,10 +222,9 @@ def _information(table, rows, cols, params):
         if rows[i] <= 0:
             continue
         shift = log_n - math.log(rows[i])
-        for j in range(cols.size):
+        for j in range(cols.size):  # branch-free, vm.log: the row's cells vectorise
             v = table[i, j] * 1.0
-            if v > 0:
-                s += v * (math.log(v) - cols[j] + shift)
+            s += v * (vm.log(v) - cols[j] + shift) if v > 0 else 0.0
     mi = s / total * params[0]
     return (mi if mi > 0 else 0.0,)
 
