@@ -287,7 +287,8 @@ def test_the_common_host_call_is_quick_and_gives_the_general_result(monkeypatch,
 
 def test_what_the_quick_call_does_not_take_goes_the_general_way():
     """Integer labels, a strided input, an ``out=`` that partly overlaps an input, an
-    error: the general path takes them (and gives the same result or the same error)."""
+    error (found before the kernel, or by a quick kernel): the general path takes them
+    (and gives the same result or the same error)."""
     rng = np.random.default_rng(4)
     y, p = rng.standard_normal(40), rng.standard_normal(40)
     want = np.mean((y - p) ** 2)
@@ -303,3 +304,13 @@ def test_what_the_quick_call_does_not_take_goes_the_general_way():
     with pytest.raises(ValueError, match="reduction must be one of"):
         mk.mse(y, p, reduction="avg")
     assert mk.dropout(y, 0.5, False) is y  # the shortcut: training=False is x itself
+    # a small label count's quick kernel finds a bad label: the general path names it
+    with pytest.raises(ValueError, match=r"y_pred has 1 labels outside \[0, 3\)"):
+        mk.confusion_matrix(np.array([0, 1, 2]), np.array([0, 1, 3]), 3)
+    with pytest.raises(ValueError, match="y has a negative label"):
+        mk.mutual_information_labels(np.array([0, 1]), np.array([0, -1]))
+    # labels of another dtype than a loss's predictions: converted by the general path
+    labels = (y > 0).astype(np.int8)
+    assert mk.bce(labels, 1 / (1 + np.exp(-p))) == mk.bce(
+        labels.astype(np.float64), 1 / (1 + np.exp(-p))
+    )

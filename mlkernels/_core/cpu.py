@@ -50,7 +50,7 @@ from numba.extending import register_jitable
 
 from mlkernels._core import codegen, pointers
 from mlkernels._core.codegen import joined, names
-from mlkernels._core.jit import cpu_jit, cpu_kernel
+from mlkernels._core.jit import cpu_kernel, cpu_serial
 from mlkernels._core.scalar import as_is, maximum
 
 is_host = True
@@ -762,6 +762,35 @@ def pair_counts():
     return cpu_kernel(kernel)
 
 
+@functools.cache
+def pair_table():
+    """Small inputs in ONE serial call: the label ranges, then the pair counts into a new
+    table (ca, cb), a size of 0 taken from the labels (1 + the largest; both from the
+    larger of the two when ``square``). Returns ``(table, ok)``; ``ok`` is False (and the
+    table empty) when a label is negative or outside a given size: the general path
+    (:func:`pair_counts`) then says which."""
+
+    def kernel(a, b, ca, cb, square):
+        lo, hi_a, hi_b = int64(0), int64(-1), int64(-1)
+        for i in range(a.size):
+            u, v = int64(a[i]), int64(b[i])
+            lo = min(lo, min(u, v))
+            hi_a = max(hi_a, u)
+            hi_b = max(hi_b, v)
+        if square and ca == 0:
+            ca = cb = max(hi_a, hi_b) + 1
+        ca = ca if ca else hi_a + 1
+        cb = cb if cb else hi_b + 1
+        ok = lo >= 0 and hi_a < ca and hi_b < cb
+        table = np.zeros((ca, cb) if ok else (0, 0), np.int64)
+        if ok:
+            for i in range(a.size):
+                table[int64(a[i]), int64(b[i])] += 1
+        return table, ok
+
+    return cpu_serial(kernel)
+
+
 #: Negatives per chunk of the ROC-AUC's merge walk (at most 256 chunks).
 AUC_CHUNK = 1 << 14
 
@@ -1103,7 +1132,9 @@ def run_pair_counts(a, b, ca, cb):
 @functools.cache
 def table_final(final):
     """``final(table, rows, cols, params)`` of a 2-D table and its row and column sums
-    (float64, computed here): a metric of a confusion matrix or a contingency table."""
+    (float64, computed here): a metric of a confusion matrix or a contingency table. On
+    the calling thread: its loops are serial (and threads woken for its two small
+    allocations would cost a small call more than its work)."""
 
     def kernel(table, params, out):
         a, b = table.shape
@@ -1117,7 +1148,7 @@ def table_final(final):
         r = final(table, rows, cols, params)
         out[0] = r[0]
 
-    return cpu_jit(kernel)
+    return cpu_serial(kernel)
 
 
 def run_table_final(final, table, params, dtype):

@@ -36,7 +36,7 @@ from numba.core import caching
 
 from mlkernels._core import threads as _threads
 
-__all__ = ["CpuKernel", "cache_dir", "cpu_jit", "cpu_kernel", "source_hash"]
+__all__ = ["CpuKernel", "cache_dir", "cpu_jit", "cpu_kernel", "cpu_serial", "source_hash"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # mlkernels/
 
@@ -285,6 +285,13 @@ def gpu_kernel(fn):
 def cpu_jit(fn):
     """Compile a function for the CPU: parallel, cached where possible."""
     return _njit(fn, parallel=True)
+
+
+def cpu_serial(fn):
+    """Compile a function for the CPU, on the calling thread only (a small call's kernel:
+    ``parallel=True`` would make its array allocations wake the threads), cached where
+    possible."""
+    return _njit(fn, parallel=False)
 
 
 class CpuKernel:

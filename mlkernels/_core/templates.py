@@ -1082,6 +1082,32 @@ class PairCounts:
         self.final = final
         self.returns = "array" if final is None else "scalar"
 
+    def quick(self, spec: Any, parse: Callable) -> Callable:
+        """A small host call (labels below ``PARALLEL_MIN``) in one serial kernel: the label
+        ranges and the table at once, then the final (if any); a bad label or a larger
+        call takes the general path (three parallel passes: two ranges, the counts)."""
+        kernel, final, threads = cpu.pair_table(), self.final, _threads
+        square = final is None  # a confusion matrix: C x C
+
+        def quick(args: tuple, kwargs: dict) -> Any:
+            parsed = parse(args, kwargs)
+            if parsed is None:
+                return None
+            params = parsed[0]
+            a, b = args[0], args[1]
+            n = a.size
+            if a.shape != b.shape or n >= threads.PARALLEL_MIN or (not n and not square):
+                return None
+            c = int(params[0]) if square else 0
+            table, ok = kernel(a.reshape(-1), b.reshape(-1), c, c, square)
+            if not ok:
+                return None
+            if square:
+                return table
+            return cpu.run_table_final(final, table, params, np.dtype(np.float64))
+
+        return quick
+
     def run(self, job: Job) -> Any:
         backend = job.backend
         names = list(job.arrays)
@@ -1130,6 +1156,44 @@ class RowSums:
 
     def __init__(self, term: Callable, *, inputs: int = 2) -> None:
         self.term, self.inputs = term, inputs
+
+    def quick(self, spec: Any, parse: Callable) -> Callable:
+        """The host call in one kernel dispatch: one 1-D distribution (the formulas') or a
+        batch of rows; empty arrays take the general path."""
+        kernel, threads = cpu.reduce(self.term, 2, 1, 2, "float64", True), _threads
+        dense = cpu.classes_dense(self.term, True)  # as run(): elements as float64
+        ib = self.inputs - 1  # entropy's one array is both
+
+        def quick(args: tuple, kwargs: dict) -> Any:
+            parsed = parse(args, kwargs)
+            if parsed is None:
+                return None
+            a, b = args[0], args[ib]
+            if b.shape != a.shape or not a.size:
+                return None
+            one = a.dtype.type(1)
+            if a.ndim == 1:
+                total = np.zeros(1)
+                run = kernel.serial if a.size < threads.PARALLEL_MIN else kernel.parallel
+                run(a, b, parsed[0], one, None, None, total)
+                return a.dtype.type(total[0])
+            *shape, c = a.shape
+            rows = a.size // c
+            out = np.empty(shape, a.dtype)
+            three = (rows, c, 1)
+            dense(
+                a.size,
+                a.reshape(three),
+                b.reshape(three),
+                parsed[0],
+                one,
+                out.reshape(rows, 1),
+                None,
+                None,
+            )
+            return out
+
+        return quick
 
     def run(self, job: Job) -> Any:
         backend, dtype, params = job.backend, job.dtype, job.params
