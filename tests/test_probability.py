@@ -130,6 +130,25 @@ def test_mvn_matches_scipy(device, dtype, d):
         np.testing.assert_allclose(batch, ref.logpdf(x), rtol=1e-10)
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+def test_mvn_many_points_span_blocks_and_chunks(parallel):
+    """Points over two full chunks of blocks and a partial block (cpu.MVN_BLOCK points a
+    block, MVN_CHUNK blocks a thread's turn), on the calling thread and on every thread:
+    SciPy's log-density, and the same bits either way."""
+    from mlkernels._core import cpu, threads
+
+    rng = rng_for("mvn-many")
+    d = 5
+    n = 2 * cpu.MVN_BLOCK * cpu.MVN_CHUNK + 37
+    mu, sigma = rng.standard_normal(d), spd(d, rng)
+    x = mu + rng.standard_normal((n, d))
+    want = stats.multivariate_normal(mu, sigma).logpdf(x)
+    with threads.parallel_min(0 if parallel else 1 << 62):
+        got = mk.mvn_logpdf(x, mu, sigma)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_array_equal(got, mk.mvn_logpdf(x, mu, sigma))
+
+
 def test_mvn_logpdf_finite_where_pdf_underflows(device):
     """d = 100 with a small covariance and a distant point: the density underflows to 0
     (as SciPy's), the log-density is finite and equals SciPy's."""

@@ -884,45 +884,50 @@ def auc_merge():
 
 
 #: Points per block of a triangular solve (mvn_logpdf): their solutions, d x MVN_BLOCK
-#: float64, stay in L1 and each step is a vector operation over the block.
-MVN_BLOCK = 64
+#: float64, stay in L1 and each step is a vector operation over the block. A thread
+#: takes MVN_CHUNK blocks at a time, with one scratch for all of them.
+MVN_BLOCK, MVN_CHUNK = 64, 16
 
 
 @functools.cache
 def mvn():
     """``out[i] = c - ||L^{-1} (x[i] - mu)||^2 / 2`` for points x (n, d): a forward
-    substitution per point, MVN_BLOCK points at a time (float64), never an inverse.
-    ``c`` is the log-density's constant (-d/2 log 2π - log det(Σ)/2); ``exp_out``: the
-    density instead."""
+    substitution per point, MVN_BLOCK points at a time (float64), never an inverse; the
+    squares summed as each row of the solution is made. ``c`` is the log-density's
+    constant (-d/2 log 2π - log det(Σ)/2); ``exp_out``: the density instead."""
 
     def kernel(x, mu, low, c, exp_out, out):
         n, d = x.shape
-        for blk in prange((n + MVN_BLOCK - 1) // MVN_BLOCK):
-            b0 = blk * MVN_BLOCK
-            m = min(n, b0 + MVN_BLOCK) - b0
+        blocks = (n + MVN_BLOCK - 1) // MVN_BLOCK
+        inv = np.empty(d)
+        for i in range(d):
+            inv[i] = 1.0 / float64(low[i, i])
+        for chunk in prange((blocks + MVN_CHUNK - 1) // MVN_CHUNK):
             z = np.empty((d, MVN_BLOCK))
-            for b in range(m):
-                xb = x[b0 + b]
+            q = np.empty(MVN_BLOCK)
+            for blk in range(chunk * MVN_CHUNK, min(blocks, (chunk + 1) * MVN_CHUNK)):
+                b0 = blk * MVN_BLOCK
+                m = min(n, b0 + MVN_BLOCK) - b0
+                for b in range(m):
+                    xb = x[b0 + b]
+                    for i in range(d):
+                        z[i, b] = float64(xb[i]) - float64(mu[i])
+                q[:] = 0.0
                 for i in range(d):
-                    z[i, b] = float64(xb[i]) - float64(mu[i])
-            for i in range(d):
-                zi = z[i]
-                for j in range(i):
-                    lij = float64(low[i, j])
-                    zj = z[j]
+                    zi = z[i]
+                    for j in range(i):
+                        lij = float64(low[i, j])
+                        zj = z[j]
+                        for b in range(m):
+                            zi[b] -= lij * zj[b]
+                    s = inv[i]
                     for b in range(m):
-                        zi[b] -= lij * zj[b]
-                inv = 1.0 / float64(low[i, i])
+                        v = zi[b] * s
+                        zi[b] = v
+                        q[b] += v * v
                 for b in range(m):
-                    zi[b] *= inv
-            q = np.zeros(MVN_BLOCK)
-            for i in range(d):
-                zi = z[i]
-                for b in range(m):
-                    q[b] += zi[b] * zi[b]
-            for b in range(m):
-                v = c - 0.5 * q[b]
-                out[b0 + b] = math.exp(v) if exp_out else v
+                    v = c - 0.5 * q[b]
+                    out[b0 + b] = math.exp(v) if exp_out else v
 
     return cpu_kernel(kernel)
 
