@@ -309,6 +309,8 @@ def test_what_the_quick_call_does_not_take_goes_the_general_way():
         mk.confusion_matrix(np.array([0, 1, 2]), np.array([0, 1, 3]), 3)
     with pytest.raises(ValueError, match="y has a negative label"):
         mk.mutual_information_labels(np.array([0, 1]), np.array([0, -1]))
+    with pytest.raises(ValueError, match="at least one dimension"):
+        mk.entropy(np.array(0.5))
     # labels of another dtype than a loss's predictions: converted by the general path
     labels = (y > 0).astype(np.int8)
     assert mk.bce(labels, 1 / (1 + np.exp(-p))) == mk.bce(

@@ -1159,7 +1159,7 @@ class RowSums:
 
     def quick(self, spec: Any, parse: Callable) -> Callable:
         """The host call in one kernel dispatch: one 1-D distribution (the formulas') or a
-        batch of rows; empty arrays take the general path."""
+        batch of rows; empty and 0-d arrays take the general path (and its errors)."""
         kernel, threads = cpu.reduce(self.term, 2, 1, 2, "float64", True), _threads
         dense = cpu.classes_dense(self.term, True)  # as run(): elements as float64
         ib = self.inputs - 1  # entropy's one array is both
@@ -1169,7 +1169,7 @@ class RowSums:
             if parsed is None:
                 return None
             a, b = args[0], args[ib]
-            if b.shape != a.shape or not a.size:
+            if b.shape != a.shape or not a.size or not a.ndim:
                 return None
             one = a.dtype.type(1)
             if a.ndim == 1:
