@@ -1160,9 +1160,7 @@ class RowSums:
     def quick(self, spec: Any, parse: Callable) -> Callable:
         """The host call in one kernel dispatch: one 1-D distribution (the formulas') or a
         batch of rows; empty and 0-d arrays take the general path (and its errors)."""
-        kernel, threads = cpu.reduce(self.term, 2, 1, 2, "float64", True), _threads
-        dense = cpu.classes_dense(self.term, True)  # as run(): elements as float64
-        ib = self.inputs - 1  # entropy's one array is both
+        term, ib = self.term, self.inputs - 1  # entropy's one array is both
 
         def quick(args: tuple, kwargs: dict) -> Any:
             parsed = parse(args, kwargs)
@@ -1171,25 +1169,16 @@ class RowSums:
             a, b = args[0], args[ib]
             if b.shape != a.shape or not a.size or not a.ndim:
                 return None
-            one = a.dtype.type(1)
+            one, params = a.dtype.type(1), parsed[0]
             if a.ndim == 1:
-                total = np.zeros(1)
-                run = kernel.serial if a.size < threads.PARALLEL_MIN else kernel.parallel
-                run(a, b, parsed[0], one, None, None, total)
+                total = cpu.run_reduce(term, [a, b], params, one, [None, None], 1, True)
                 return a.dtype.type(total[0])
             *shape, c = a.shape
             rows = a.size // c
             out = np.empty(shape, a.dtype)
-            three = (rows, c, 1)
-            dense(
-                a.size,
-                a.reshape(three),
-                b.reshape(three),
-                parsed[0],
-                one,
-                out.reshape(rows, 1),
-                None,
-                None,
+            a3, b3 = a.reshape(rows, c, 1), b.reshape(rows, c, 1)
+            cpu.run_classes(
+                "classes_dense", term, a3, b3, params, one, out.reshape(rows, 1), None, False
             )
             return out
 
