@@ -1,11 +1,12 @@
 """Evaluation metrics and probability: mlkernels beside the NumPy formula and scikit-learn
 or SciPy, the libraries one ``library`` parameter apart in each suite, on the same data.
 
-* ``MetricClassification.time_call``: accuracy, f1, mcc and confusion of n = 1e7 int64
-  binary labels (30% positive, predictions agreeing 80% of the time:
-  ``mlkernels._bench.data.binary_labels``) by ``mlkernels``, ``numpy`` (the formula,
-  ``mlkernels.reference``) and ``sklearn`` (``accuracy_score``, ``f1_score``,
-  ``matthews_corrcoef`` and ``confusion_matrix(y_true, y_pred).ravel()``).
+* ``MetricClassification.time_call``: accuracy, precision, recall, f1, f_beta, mcc and
+  confusion of n = 1e7 int64 binary labels (30% positive, predictions agreeing 80% of the
+  time: ``mlkernels._bench.data.binary_labels``) by ``mlkernels``, ``numpy`` (the formula,
+  ``mlkernels.reference``) and ``sklearn`` (``accuracy_score``, ``precision_score``,
+  ``recall_score``, ``f1_score``, ``fbeta_score(beta=1)``, ``matthews_corrcoef`` and
+  ``confusion_matrix(y_true, y_pred).ravel()``).
 * ``MetricClassificationSpeedup``: mlkernels' speedup over scikit-learn, the two
   interleaved in one process, and its GB/s (a label pair is 16 bytes read, two int64;
   relate it to ``benchmarks_losses.MemoryBandwidth``), as the other suites' ``*Speedup``
@@ -14,21 +15,30 @@ or SciPy, the libraries one ``library`` parameter apart in each suite, on the sa
   ``labels_scores``): mlkernels (exact, O(n log n)), the formula (``reference.roc_auc``,
   one sort) and ``sklearn.metrics.roc_auc_score``; ``MetricRocAucSpeedup``: the speedup
   over scikit-learn, interleaved.
-* ``MetricMvnLogpdf.time_call``: mvn_logpdf of 1e6 points in 16 dimensions
+* ``MetricMvnLogpdf.time_call``: mvn_logpdf and mvn_pdf of 1e6 points in 16 dimensions
   (``gaussian_points``): mlkernels, the formula (``inv`` and ``det``) and
-  ``scipy.stats.multivariate_normal(mu, Sigma).logpdf(x)``, the frozen distribution made
-  inside the timed call (both libraries factorise Sigma at each call);
+  ``scipy.stats.multivariate_normal(mu, Sigma).logpdf(x)`` (``.pdf``), the frozen
+  distribution made inside the timed call (both libraries factorise Sigma at each call);
   ``MetricMvnLogpdfSpeedup``: the speedup over SciPy, interleaved.
+* ``MetricGaussian.time_call``: gaussian_pdf, gaussian_logpdf and gaussian_mle of 1e7
+  float64 (``normal``): mlkernels, the formula and ``scipy.stats.norm.pdf`` /
+  ``logpdf`` / ``fit`` (the same maximum-likelihood mean, and the standard deviation).
 * ``MetricRegression.time_call``: r2 and mape of 1e7 float64 (``regression``): mlkernels,
   the formula and ``r2_score`` / ``mean_absolute_percentage_error``.
 * ``MetricNdcgScore.time_call``: ndcg_score of 1e4 ranked lists of 100 (graded relevance,
   tied scores: ``relevance_scores``): mlkernels, the formula (a loop over the rows) and
   ``sklearn.metrics.ndcg_score``.
-* ``MetricEntropy.time_call``: entropy of each of 1e4 rows of 1000 probabilities
-  (``probability_rows``): mlkernels, the formula and ``scipy.stats.entropy(p, axis=-1)``.
+* ``MetricEntropy.time_call``: entropy and cross_entropy of each of 1e4 rows of 1000
+  probabilities (``probability_rows``, ``probability_pairs``): mlkernels, the formula and
+  ``scipy.stats.entropy(p, axis=-1)`` (cross_entropy: ``entropy(p) + entropy(p, q)``,
+  H(p) plus the KL divergence).
 * ``MetricMutualInformation.time_call``: mutual_information_labels of 1e7 labels of 10
   classes (half of the pairs equal): mlkernels, the formula (a ``bincount``) and
-  ``sklearn.metrics.mutual_info_score``.
+  ``sklearn.metrics.mutual_info_score``; ``MetricJointInformation``: mutual_information
+  of a 1e4 x 1000 joint table of counts and ``mutual_info_score(contingency=)``.
+* ``MetricFormulaOnly`` (perplexity of 1e7 log-probabilities) and ``MetricDcg`` (dcg and
+  ndcg of 1e4 lists of 100 as ranked): mlkernels and the formula (scikit-learn and SciPy
+  have no function of the same semantics: ``dcg_score`` ranks by a score, ties averaged).
 
 The smoke run (``MLKERNELS_ASV_SMOKE=1``) takes n = 1e3 (lists and rows: 10 of them).
 asv re-runs ``setup`` before every timed call: the data are made once per process, and
@@ -83,10 +93,11 @@ LABEL_PAIR_BYTES = 16
 #: Elements (or rows) of the tiny data the kernels and the baselines are warmed on.
 TINY = 64
 
-CLASSIFICATION = ["accuracy", "f1", "mcc", "confusion"]
+CLASSIFICATION = ["accuracy", "precision", "recall", "f1", "f_beta", "mcc", "confusion"]
 REGRESSION = ["r2", "mape"]
 SKLEARN_LIBRARIES = ["mlkernels", "numpy", "sklearn"]
 SCIPY_LIBRARIES = ["mlkernels", "numpy", "scipy"]
+FORMULA_LIBRARIES = ["mlkernels", "numpy"]
 
 
 # --------------------------------------------------------------------------------------
@@ -122,6 +133,28 @@ def _distributions(shape: tuple) -> tuple:
     return data.probability_rows(shape, np.float64, _rng())
 
 
+def _distribution_pairs(shape: tuple) -> tuple:
+    return data.probability_pairs(shape, np.float64, _rng())
+
+
+def _normal(shape: tuple) -> tuple:
+    return data.normal(shape, np.float64, _rng())
+
+
+def _log_probs(shape: tuple) -> tuple:
+    return data.log_probs(shape[0], np.float64, _rng())
+
+
+def _relevance(shape: tuple) -> tuple:
+    return data.relevance_rows(shape, np.float64, _rng())
+
+
+def _joint(shape: tuple) -> tuple:
+    """A joint table of counts (0..99, float64): mutual_information normalises it by its
+    sum, and scikit-learn's ``contingency=`` takes counts, not probabilities."""
+    return (_rng().integers(0, 100, shape).astype(np.float64),)
+
+
 def _classes(shape: tuple) -> tuple:
     """Labels of MI_CLASSES classes and labels equal to them half of the time (int64)."""
     rng, n = _rng(), shape[0]
@@ -153,6 +186,29 @@ def _scipy_entropy(p: np.ndarray) -> object:
     return _scipy_stats.entropy(p, axis=-1)
 
 
+def _scipy_cross_entropy(p: np.ndarray, q: np.ndarray) -> object:
+    return _scipy_stats.entropy(p, axis=-1) + _scipy_stats.entropy(p, q, axis=-1)
+
+
+def _scipy_mvn_pdf(x: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> object:
+    return _scipy_stats.multivariate_normal(mu, sigma).pdf(x)
+
+
+def _scipy_norm(name: str) -> Callable:
+    def call(x: np.ndarray) -> object:
+        return getattr(_scipy_stats.norm, name)(x)
+
+    return call
+
+
+def _sk_fbeta(y_true: np.ndarray, y_pred: np.ndarray) -> object:
+    return _sk_metrics.fbeta_score(y_true, y_pred, beta=1.0)  # f_beta's default beta
+
+
+def _sk_joint_information(joint: np.ndarray) -> object:
+    return _sk_metrics.mutual_info_score(None, None, contingency=joint)
+
+
 @dataclass(frozen=True)
 class _Function:
     """A function timed here: its data (``make(shape)``, host arrays) and its calls, by
@@ -162,15 +218,22 @@ class _Function:
     tiny: tuple
     mlkernels: Callable
     numpy: Callable
-    baseline: str
-    base: Callable
+    baseline: str = ""  # none: timed beside the formula only
+    base: Callable | None = None
 
 
 FUNCTIONS = {
     "accuracy": _Function(
         _binary, (TINY,), mk.accuracy, reference.accuracy, "sklearn", _sklearn("accuracy_score")
     ),
+    "precision": _Function(
+        _binary, (TINY,), mk.precision, reference.precision, "sklearn", _sklearn("precision_score")
+    ),
+    "recall": _Function(
+        _binary, (TINY,), mk.recall, reference.recall, "sklearn", _sklearn("recall_score")
+    ),
     "f1": _Function(_binary, (TINY,), mk.f1, reference.f1, "sklearn", _sklearn("f1_score")),
+    "f_beta": _Function(_binary, (TINY,), mk.f_beta, reference.f_beta, "sklearn", _sk_fbeta),
     "mcc": _Function(
         _binary, (TINY,), mk.mcc, reference.mcc, "sklearn", _sklearn("matthews_corrcoef")
     ),
@@ -182,6 +245,21 @@ FUNCTIONS = {
     ),
     "mvn_logpdf": _Function(
         _points, (TINY,), mk.mvn_logpdf, reference.mvn_logpdf, "scipy", _scipy_mvn_logpdf
+    ),
+    "mvn_pdf": _Function(_points, (TINY,), mk.mvn_pdf, reference.mvn_pdf, "scipy", _scipy_mvn_pdf),
+    "gaussian_pdf": _Function(
+        _normal, (TINY,), mk.gaussian_pdf, reference.gaussian_pdf, "scipy", _scipy_norm("pdf")
+    ),
+    "gaussian_logpdf": _Function(
+        _normal,
+        (TINY,),
+        mk.gaussian_logpdf,
+        reference.gaussian_logpdf,
+        "scipy",
+        _scipy_norm("logpdf"),
+    ),
+    "gaussian_mle": _Function(
+        _normal, (TINY,), mk.gaussian_mle, reference.gaussian_mle, "scipy", _scipy_norm("fit")
     ),
     "r2": _Function(_regression, (TINY,), mk.r2, reference.r2, "sklearn", _sklearn("r2_score")),
     "mape": _Function(
@@ -203,6 +281,25 @@ FUNCTIONS = {
     "entropy": _Function(
         _distributions, (4, ROW_LEN), mk.entropy, reference.entropy, "scipy", _scipy_entropy
     ),
+    "cross_entropy": _Function(
+        _distribution_pairs,
+        (4, ROW_LEN),
+        mk.cross_entropy,
+        reference.cross_entropy,
+        "scipy",
+        _scipy_cross_entropy,
+    ),
+    "mutual_information": _Function(
+        _joint,
+        (4, ROW_LEN),
+        mk.mutual_information,
+        reference.mutual_information,
+        "sklearn",
+        _sk_joint_information,
+    ),
+    "perplexity": _Function(_log_probs, (TINY,), mk.perplexity, reference.perplexity),
+    "dcg": _Function(_relevance, (4, LIST_LEN), mk.dcg, reference.dcg),
+    "ndcg": _Function(_relevance, (4, LIST_LEN), mk.ndcg, reference.ndcg),
     "mutual_information_labels": _Function(
         _classes,
         (TINY,),
@@ -385,15 +482,17 @@ class MetricRocAucSpeedup(_Speedup):
 
 
 class MetricMvnLogpdf(_Times):
-    """mvn_logpdf of 1e6 points in 16 dimensions: mlkernels, the NumPy formula, SciPy."""
+    """mvn_logpdf and mvn_pdf of 1e6 points in 16 dimensions: mlkernels, the NumPy formula,
+    SciPy."""
 
-    params = (["mvn_logpdf"], [N_POINTS], SCIPY_LIBRARIES, DEVICES)
+    params = (["mvn_logpdf", "mvn_pdf"], [N_POINTS], SCIPY_LIBRARIES, DEVICES)
 
 
 class MetricMvnLogpdfSpeedup(_Speedup):
-    """mlkernels' mvn_logpdf speedup over ``scipy.stats.multivariate_normal``, interleaved."""
+    """mlkernels' mvn_logpdf (mvn_pdf) speedup over ``scipy.stats.multivariate_normal``,
+    interleaved."""
 
-    params = (["mvn_logpdf"], [N_POINTS], DEVICES)
+    params = (["mvn_logpdf", "mvn_pdf"], [N_POINTS], DEVICES)
     baseline = "scipy"
 
     def track_speedup_over_scipy(self, function: str, n: int, device: str) -> float:
@@ -416,10 +515,23 @@ class MetricNdcgScore(_Times):
     rows = LISTS
 
 
-class MetricEntropy(_Times):
-    """entropy of each of 1e4 rows of 1000: mlkernels, the NumPy formula, SciPy."""
+class MetricGaussian(_Times):
+    """gaussian_pdf, gaussian_logpdf, gaussian_mle of 1e7 float64: mlkernels, the NumPy
+    formula, ``scipy.stats.norm``."""
 
-    params = (["entropy"], [ROW_LEN], SCIPY_LIBRARIES, DEVICES)
+    params = (
+        ["gaussian_pdf", "gaussian_logpdf", "gaussian_mle"],
+        [N_VALUES],
+        SCIPY_LIBRARIES,
+        DEVICES,
+    )
+
+
+class MetricEntropy(_Times):
+    """entropy and cross_entropy of each of 1e4 rows of 1000: mlkernels, the NumPy formula,
+    SciPy."""
+
+    params = (["entropy", "cross_entropy"], [ROW_LEN], SCIPY_LIBRARIES, DEVICES)
     param_names = ("function", "cols", "library", "device")
     rows = ROWS
 
@@ -429,3 +541,26 @@ class MetricMutualInformation(_Times):
     scikit-learn's mutual_info_score."""
 
     params = (["mutual_information_labels"], [N_LABELS], SKLEARN_LIBRARIES, DEVICES)
+
+
+class MetricJointInformation(_Times):
+    """mutual_information of a 1e4 x 1000 joint table: mlkernels, the formula,
+    scikit-learn's mutual_info_score(contingency=)."""
+
+    params = (["mutual_information"], [ROW_LEN], SKLEARN_LIBRARIES, DEVICES)
+    param_names = ("function", "cols", "library", "device")
+    rows = ROWS
+
+
+class MetricFormulaOnly(_Times):
+    """perplexity of 1e7 log-probabilities: mlkernels and the NumPy formula."""
+
+    params = (["perplexity"], [N_VALUES], FORMULA_LIBRARIES, DEVICES)
+
+
+class MetricDcg(_Times):
+    """dcg and ndcg of 1e4 lists of 100, as ranked: mlkernels and the NumPy formula."""
+
+    params = (["dcg", "ndcg"], [LIST_LEN], FORMULA_LIBRARIES, DEVICES)
+    param_names = ("function", "cols", "library", "device")
+    rows = LISTS
